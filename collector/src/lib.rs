@@ -1,1 +1,159 @@
-//! placeholder
+//! meshwhy's collector: ingests decision records from sidecar filters, keeps them, serves queries;
+//! plus the library side of the `meshwhy` CLI.
+
+pub mod aggregator;
+pub mod cli;
+pub mod config;
+pub mod flags;
+pub mod ingest;
+pub mod logging;
+pub mod query;
+pub mod status;
+pub mod store;
+pub mod time;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use meshwhy_proto::v1::ingest_server::IngestServer;
+use meshwhy_proto::v1::query_server::QueryServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::CollectorConfig;
+use config::ConfigError;
+use ingest::IngestService;
+use query::QueryService;
+use store::{MemoryStore, Store};
+
+/// Why the collector could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The listener's own address could not be read.
+    #[error("read the listener address: {0}")]
+    ListenerAddr(#[source] std::io::Error),
+    /// The gRPC server failed.
+    #[error("serve gRPC on {addr}: {source}")]
+    Serve {
+        /// Where it listened.
+        addr: SocketAddr,
+        /// What failed.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A collector task panicked or was cancelled.
+    #[error("collector task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Serves Ingest and Query on `listener` with the default (in-memory) store until `shutdown`
+/// completes, then drains in-flight calls and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: CollectorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CollectorError> {
+    config.validate()?;
+    let store = MemoryStore::new(config.max_records);
+    run_with_store(listener, config, store, shutdown).await
+}
+
+/// Like [`run`] with a store of the caller's choosing (a durable store, or a test double).
+pub async fn run_with_store<S: Store>(
+    listener: TcpListener,
+    config: CollectorConfig,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CollectorError> {
+    config.validate()?;
+    let addr = listener
+        .local_addr()
+        .map_err(CollectorError::ListenerAddr)?;
+    let (aggregator, aggregator_task) =
+        aggregator::spawn(store, &config, aggregator::system_clock());
+    let ingest = IngestServer::new(IngestService::new(
+        aggregator.clone(),
+        config.max_batch_records,
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
+    let query = QueryServer::new(QueryService::new(aggregator));
+
+    tracing::info!("meshwhy-collector listening on {addr}");
+    let served = tonic::transport::Server::builder()
+        .add_service(ingest)
+        .add_service(query)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    // Every in-flight call has been answered by now; stop the state owner.
+    aggregator_task.stop().await?;
+    tracing::info!("meshwhy-collector on {addr} stopped");
+    served.map_err(|source| CollectorError::Serve { addr, source })
+}
+
+/// A collector running in the background of this process (tests, the e2e harness).
+/// [`CollectorHandle::shutdown`] stops it and returns once the port is closed and every
+/// connection has ended; dropping the handle starts the same shutdown without waiting for it
+/// (so rebinding the same port right after a drop may still find it taken).
+#[derive(Debug)]
+pub struct CollectorHandle {
+    /// The address it listens on (the real port when bound to port 0).
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), CollectorError>>>,
+}
+
+impl CollectorHandle {
+    /// `http://ADDR`, what a tonic client or `meshwhy --collector` wants.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the collector gracefully and waits until it has stopped.
+    pub async fn shutdown(mut self) -> Result<(), CollectorError> {
+        if let Some(stop) = self.stop.take() {
+            // The collector may have stopped on its own already; its result says why.
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for CollectorHandle {
+    fn drop(&mut self) {
+        // Graceful, in the background: the listener closes and open connections get a GOAWAY.
+        // Aborting instead would leave already-accepted connections served by orphaned tasks.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the collector (in-memory store) on `listener` in a background task.
+pub async fn spawn(
+    listener: TcpListener,
+    config: CollectorConfig,
+) -> Result<CollectorHandle, CollectorError> {
+    config.validate()?;
+    let addr = listener
+        .local_addr()
+        .map_err(CollectorError::ListenerAddr)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        // Either a signal or the handle being dropped stops the collector.
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(run(listener, config, shutdown));
+    Ok(CollectorHandle {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}

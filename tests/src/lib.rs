@@ -1,1 +1,12 @@
-//! placeholder
+//! meshwhy's end-to-end harness: runs REAL Envoy with the built wasm module, a small upstream
+//! with scripted behaviours and the real collector, all on 127.0.0.1, and stops every process it
+//! started (on drop, so also when a test fails).
+
+pub mod access_log;
+pub mod client;
+pub mod envoy;
+pub mod paths;
+pub mod process;
+pub mod scenario;
+pub mod upstream;
+pub mod wait;

@@ -1,0 +1,336 @@
+//! The one owner of collector state: a task that applies pushes and answers queries in order.
+//!
+//! gRPC handlers never touch the store. They `try_send` a command on a bounded queue (a full queue
+//! is an immediate RESOURCE_EXHAUSTED, so a slow store can never make a proxy wait) and await a
+//! oneshot reply, which for Push arrives only once the store applied the batch.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::CollectorConfig;
+use crate::store::{
+    CounterFilter, CounterTotal, ProxyReport, PushBatch, PushOutcome, RecordFilter, RecordPage,
+    Store, StoreError,
+};
+
+/// Wall-clock time in nanoseconds since the Unix epoch; injectable so tests control it.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock (0 if it is before 1970, which only a broken host reports).
+pub fn system_clock() -> Clock {
+    Arc::new(|| crate::time::unix_nanos(SystemTime::now()))
+}
+
+/// Why the aggregator could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregatorError {
+    /// The push queue is full: the collector is saturated, the proxy should retry later.
+    #[error("collector saturated: {capacity} batches already queued; retry later")]
+    PushQueueFull {
+        /// Configured push queue capacity.
+        capacity: usize,
+    },
+    /// The query queue is full.
+    #[error("collector busy: {capacity} queries already queued; retry later")]
+    QueryQueueFull {
+        /// Configured query queue capacity.
+        capacity: usize,
+    },
+    /// The aggregator task is gone (shutting down).
+    #[error("collector is shutting down")]
+    Stopped,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+struct PushCommand {
+    batch: PushBatch,
+    reply: Reply<PushOutcome>,
+}
+
+enum QueryCommand {
+    Records {
+        filter: RecordFilter,
+        limit: usize,
+        reply: Reply<RecordPage>,
+    },
+    Counters {
+        filter: CounterFilter,
+        reply: Reply<Vec<CounterTotal>>,
+    },
+    Proxies {
+        reply: Reply<Vec<ProxyReport>>,
+    },
+}
+
+/// How handlers reach the aggregator; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AggregatorHandle {
+    pushes: mpsc::Sender<PushCommand>,
+    queries: mpsc::Sender<QueryCommand>,
+}
+
+/// Stops the aggregator task and waits for it.
+#[derive(Debug)]
+pub struct AggregatorTask {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl AggregatorTask {
+    /// Stops after the command being processed; queued commands get `Stopped`.
+    pub async fn stop(self) -> Result<(), tokio::task::JoinError> {
+        // The task may already have ended (every handle dropped); that is fine.
+        let _ = self.stop.send(());
+        self.task.await
+    }
+}
+
+impl std::fmt::Debug for PushCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushCommand")
+            .field("sequence", &self.batch.sequence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for QueryCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Records { .. } => "QueryCommand::Records",
+            Self::Counters { .. } => "QueryCommand::Counters",
+            Self::Proxies { .. } => "QueryCommand::Proxies",
+        })
+    }
+}
+
+/// Starts the aggregator task owning `store`. Must be called inside a tokio runtime.
+pub fn spawn<S: Store>(
+    store: S,
+    config: &CollectorConfig,
+    clock: Clock,
+) -> (AggregatorHandle, AggregatorTask) {
+    let (pushes, push_rx) = mpsc::channel(config.queue_capacity.max(1));
+    let (queries, query_rx) = mpsc::channel(config.query_queue_capacity.max(1));
+    let (stop, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(run(store, push_rx, query_rx, stop_rx, clock));
+    (
+        AggregatorHandle { pushes, queries },
+        AggregatorTask { stop, task },
+    )
+}
+
+async fn run<S: Store>(
+    mut store: S,
+    mut pushes: mpsc::Receiver<PushCommand>,
+    mut queries: mpsc::Receiver<QueryCommand>,
+    mut stop: oneshot::Receiver<()>,
+    clock: Clock,
+) {
+    let mut evicted = 0;
+    loop {
+        tokio::select! {
+            // Queries first: a flood of pushes must not starve someone debugging an outage.
+            biased;
+            _ = &mut stop => break,
+            Some(query) = queries.recv() => answer(&store, query),
+            Some(PushCommand { batch, reply }) = pushes.recv() => {
+                let outcome = store.apply_push(batch, clock());
+                // The handler may have given up (client deadline); the batch is stored anyway
+                // and a retry is answered as a duplicate.
+                let _ = reply.send(outcome);
+                let stats = store.stats();
+                if stats.evicted_records > evicted {
+                    tracing::debug!(
+                        evicted_records = stats.evicted_records,
+                        "record cap reached; oldest records evicted"
+                    );
+                    evicted = stats.evicted_records;
+                }
+            }
+            else => break,
+        }
+    }
+    tracing::debug!("aggregator stopped");
+}
+
+fn answer<S: Store>(store: &S, query: QueryCommand) {
+    // A dropped receiver means the client went away; nothing to do.
+    match query {
+        QueryCommand::Records {
+            filter,
+            limit,
+            reply,
+        } => {
+            let _ = reply.send(store.list_records(&filter, limit));
+        }
+        QueryCommand::Counters { filter, reply } => {
+            let _ = reply.send(store.list_counters(&filter));
+        }
+        QueryCommand::Proxies { reply } => {
+            let _ = reply.send(store.list_proxies());
+        }
+    }
+}
+
+impl AggregatorHandle {
+    /// Queues a batch and waits until the store applied it. Never waits for queue space.
+    pub async fn push(&self, batch: PushBatch) -> Result<PushOutcome, AggregatorError> {
+        let (reply, response) = oneshot::channel();
+        self.pushes
+            .try_send(PushCommand { batch, reply })
+            .map_err(|error| match error {
+                TrySendError::Full(_) => AggregatorError::PushQueueFull {
+                    capacity: self.pushes.max_capacity(),
+                },
+                TrySendError::Closed(_) => AggregatorError::Stopped,
+            })?;
+        Ok(response.await.map_err(|_| AggregatorError::Stopped)??)
+    }
+
+    /// Matching records, newest first, at most `limit`.
+    pub async fn list_records(
+        &self,
+        filter: RecordFilter,
+        limit: usize,
+    ) -> Result<RecordPage, AggregatorError> {
+        self.query(|reply| QueryCommand::Records {
+            filter,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Counter totals.
+    pub async fn list_counters(
+        &self,
+        filter: CounterFilter,
+    ) -> Result<Vec<CounterTotal>, AggregatorError> {
+        self.query(|reply| QueryCommand::Counters { filter, reply })
+            .await
+    }
+
+    /// Proxy instances and their loss accounting.
+    pub async fn list_proxies(&self) -> Result<Vec<ProxyReport>, AggregatorError> {
+        self.query(|reply| QueryCommand::Proxies { reply }).await
+    }
+
+    async fn query<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> QueryCommand,
+    ) -> Result<T, AggregatorError> {
+        let (reply, response) = oneshot::channel();
+        self.queries
+            .try_send(command(reply))
+            .map_err(|error| match error {
+                TrySendError::Full(_) => AggregatorError::QueryQueueFull {
+                    capacity: self.queries.max_capacity(),
+                },
+                TrySendError::Closed(_) => AggregatorError::Stopped,
+            })?;
+        Ok(response.await.map_err(|_| AggregatorError::Stopped)??)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use meshwhy_proto::v1::ProxyIdentity;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn batch(sequence: u64) -> PushBatch {
+        PushBatch {
+            proxy: ProxyIdentity {
+                instance_id: "a".into(),
+                ..Default::default()
+            },
+            sequence,
+            records: vec![Default::default()],
+            counters: vec![],
+            dropped_records: 0,
+            dropped_counter_keys: 0,
+        }
+    }
+
+    fn fixed_clock() -> Clock {
+        Arc::new(|| 42)
+    }
+
+    #[tokio::test]
+    async fn push_is_applied_before_it_is_acknowledged() {
+        let (handle, task) = spawn(
+            MemoryStore::new(10),
+            &CollectorConfig::default(),
+            fixed_clock(),
+        );
+        assert!(!handle.push(batch(1)).await.unwrap().duplicate);
+        assert!(handle.push(batch(1)).await.unwrap().duplicate);
+        let page = handle
+            .list_records(RecordFilter::default(), 10)
+            .await
+            .unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].received_unix_nanos, 42);
+        let proxies = handle.list_proxies().await.unwrap();
+        assert_eq!(proxies[0].last_seen_unix_nanos, 42);
+        task.stop().await.unwrap();
+        assert!(matches!(
+            handle.push(batch(2)).await,
+            Err(AggregatorError::Stopped)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        // Nobody consumes: once the single slot is taken, the next push is refused, not queued.
+        let (pushes, _push_rx) = mpsc::channel(1);
+        let (queries, _query_rx) = mpsc::channel(1);
+        let handle = AggregatorHandle { pushes, queries };
+        let (reply, _response) = oneshot::channel();
+        handle
+            .pushes
+            .try_send(PushCommand {
+                batch: batch(1),
+                reply,
+            })
+            .unwrap();
+        assert!(matches!(
+            handle.push(batch(2)).await,
+            Err(AggregatorError::PushQueueFull { capacity: 1 })
+        ));
+        let (reply, _response) = oneshot::channel();
+        handle
+            .queries
+            .try_send(QueryCommand::Proxies { reply })
+            .unwrap();
+        assert!(matches!(
+            handle.list_proxies().await,
+            Err(AggregatorError::QueryQueueFull { capacity: 1 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_means_stopped() {
+        let (pushes, push_rx) = mpsc::channel(1);
+        let (queries, query_rx) = mpsc::channel(1);
+        drop((push_rx, query_rx));
+        let handle = AggregatorHandle { pushes, queries };
+        assert!(matches!(
+            handle.push(batch(1)).await,
+            Err(AggregatorError::Stopped)
+        ));
+        assert!(matches!(
+            handle.list_proxies().await,
+            Err(AggregatorError::Stopped)
+        ));
+    }
+}

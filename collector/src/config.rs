@@ -1,0 +1,206 @@
+//! Collector settings with their defaults, validated before anything is bound or spawned.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Default gRPC listen address of `meshwhy-collector`.
+pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9900";
+/// Default number of decision records kept in memory; the oldest are evicted first.
+pub const DEFAULT_MAX_RECORDS: usize = 200_000;
+/// Default number of Push batches that may wait for the aggregator before pushes are refused.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// Default number of queries that may wait for the aggregator before queries are refused.
+pub const DEFAULT_QUERY_QUEUE_CAPACITY: usize = 64;
+/// Default largest batch accepted, in records; bigger batches get INVALID_ARGUMENT.
+pub const DEFAULT_MAX_BATCH_RECORDS: usize = 10_000;
+/// Default largest gRPC message accepted, in bytes: a full batch of long records exceeds
+/// tonic's 4 MiB default.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Everything the collector library needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorConfig {
+    /// In-memory cap on stored records; the oldest are evicted first and evictions counted.
+    pub max_records: usize,
+    /// Push batches that may wait for the aggregator; when full, Push gets RESOURCE_EXHAUSTED.
+    pub queue_capacity: usize,
+    /// Queries that may wait for the aggregator; kept apart so a flood of pushes never starves
+    /// the on-call engineer's query.
+    pub query_queue_capacity: usize,
+    /// Largest batch accepted, in records.
+    pub max_batch_records: usize,
+    /// Largest gRPC message decoded, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            max_records: DEFAULT_MAX_RECORDS,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            query_queue_capacity: DEFAULT_QUERY_QUEUE_CAPACITY,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// Checks every field; the error names the field and says what would be accepted.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_records", self.max_records),
+            ("queue_capacity", self.queue_capacity),
+            ("query_queue_capacity", self.query_queue_capacity),
+            ("max_batch_records", self.max_batch_records),
+            ("max_message_bytes", self.max_message_bytes),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A setting that is exposed as a command-line flag and an environment variable, so errors can
+/// name both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The command-line flag, e.g. `--max-records`.
+    pub flag: &'static str,
+    /// The environment variable, e.g. `MESHWHY_MAX_RECORDS`.
+    pub env: &'static str,
+}
+
+/// `--grpc-addr` / `MESHWHY_GRPC_ADDR`.
+pub const GRPC_ADDR: Setting = Setting {
+    flag: "--grpc-addr",
+    env: "MESHWHY_GRPC_ADDR",
+};
+/// `--max-records` / `MESHWHY_MAX_RECORDS`.
+pub const MAX_RECORDS: Setting = Setting {
+    flag: "--max-records",
+    env: "MESHWHY_MAX_RECORDS",
+};
+/// `--queue-capacity` / `MESHWHY_QUEUE_CAPACITY`.
+pub const QUEUE_CAPACITY: Setting = Setting {
+    flag: "--queue-capacity",
+    env: "MESHWHY_QUEUE_CAPACITY",
+};
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A field that must be at least 1 is 0.
+    #[error("{field} must be at least 1")]
+    Zero {
+        /// The `CollectorConfig` field.
+        field: &'static str,
+    },
+    /// A flag or environment variable has a value that does not parse or is out of range.
+    #[error("invalid {} (env {}) value {value:?}: expected {expected}", setting.flag, setting.env)]
+    Invalid {
+        /// Which setting.
+        setting: Setting,
+        /// The value given.
+        value: String,
+        /// What would be accepted, as advice to the user.
+        expected: &'static str,
+    },
+}
+
+/// Parses a listen address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved once, now).
+pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        setting: GRPC_ADDR,
+        value: value.to_owned(),
+        expected: "HOST:PORT such as 0.0.0.0:9900 or 127.0.0.1:0",
+    };
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    // Only try name resolution for things shaped like host:port, so "nonsense" fails fast
+    // without a DNS lookup.
+    let (host, port) = value.rsplit_once(':').ok_or_else(invalid)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(invalid());
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(invalid)
+}
+
+/// Parses a count that must be at least 1.
+pub fn parse_count(setting: Setting, value: &str) -> Result<usize, ConfigError> {
+    match value.trim().replace('_', "").parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            setting,
+            value: value.to_owned(),
+            expected: "a whole number of at least 1",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(CollectorConfig::default().validate(), Ok(()));
+        assert_eq!(CollectorConfig::default().max_records, 200_000);
+        assert_eq!(CollectorConfig::default().queue_capacity, 1024);
+        assert_eq!(CollectorConfig::default().max_batch_records, 10_000);
+    }
+
+    #[test]
+    fn zero_fields_are_named() {
+        let config = CollectorConfig {
+            queue_capacity: 0,
+            ..CollectorConfig::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.to_string(), "queue_capacity must be at least 1");
+    }
+
+    #[test]
+    fn listen_addr_forms() {
+        assert_eq!(
+            parse_listen_addr("0.0.0.0:9900").unwrap(),
+            "0.0.0.0:9900".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_addr("[::1]:0").unwrap(),
+            "[::1]:0".parse().unwrap()
+        );
+        assert!(
+            parse_listen_addr("localhost:9900")
+                .unwrap()
+                .ip()
+                .is_loopback()
+        );
+        for bad in ["nonsense", ":9900", "127.0.0.1:99999", "127.0.0.1", ""] {
+            let err = parse_listen_addr(bad).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains("--grpc-addr"), "{message}");
+            assert!(message.contains("MESHWHY_GRPC_ADDR"), "{message}");
+        }
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count(MAX_RECORDS, "200_000"), Ok(200_000));
+        assert_eq!(parse_count(MAX_RECORDS, " 7 "), Ok(7));
+        for bad in ["0", "-1", "lots", ""] {
+            let err = parse_count(QUEUE_CAPACITY, bad).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("--queue-capacity (env MESHWHY_QUEUE_CAPACITY)")
+            );
+        }
+    }
+}

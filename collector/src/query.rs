@@ -1,0 +1,170 @@
+//! The `meshwhy.v1.Query` service: records, counters and proxies, read through the aggregator.
+
+use meshwhy_proto::v1 as pb;
+use meshwhy_proto::v1::query_server::Query;
+use tonic::{Request, Response, Status};
+
+use crate::aggregator::AggregatorHandle;
+use crate::flags;
+use crate::status::ApiError;
+use crate::store::{CounterFilter, CounterTotal, ProxyReport, RecordFilter, StoredRecord};
+
+/// Records returned when a ListRecords request leaves `limit` at 0.
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+
+/// Serves Query.
+#[derive(Debug, Clone)]
+pub struct QueryService {
+    aggregator: AggregatorHandle,
+}
+
+impl QueryService {
+    /// A service reading through `aggregator`.
+    pub fn new(aggregator: AggregatorHandle) -> Self {
+        Self { aggregator }
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+/// The store filter for a ListRecords request, and the page size (0 = the default).
+pub fn record_filter(request: pb::ListRecordsRequest) -> (RecordFilter, usize) {
+    let limit = match usize::try_from(request.limit) {
+        Ok(0) | Err(_) => DEFAULT_LIST_LIMIT,
+        Ok(limit) => limit,
+    };
+    let filter = RecordFilter {
+        namespace: non_empty(request.namespace),
+        workload: non_empty(request.workload),
+        pod: non_empty(request.pod),
+        response_code: (request.response_code != 0).then_some(request.response_code),
+        flags_all: request.flags_all,
+        since_unix_nanos: (request.since_unix_nanos != 0).then_some(request.since_unix_nanos),
+        request_id: non_empty(request.request_id),
+    };
+    (filter, limit)
+}
+
+fn stored_record(stored: StoredRecord) -> pb::StoredRecord {
+    pb::StoredRecord {
+        flag_names: flags::names(stored.record.response_flags),
+        record: Some(stored.record),
+        proxy: Some((*stored.proxy).clone()),
+        received_time_unix_nanos: stored.received_unix_nanos,
+    }
+}
+
+fn proxy_counter(total: CounterTotal) -> pb::ProxyCounter {
+    pb::ProxyCounter {
+        pod: total.pod,
+        namespace: total.namespace,
+        workload: total.workload,
+        counter: Some(total.counter),
+    }
+}
+
+fn proxy_status(report: ProxyReport) -> pb::ProxyStatus {
+    pb::ProxyStatus {
+        proxy: Some((*report.proxy).clone()),
+        last_sequence: report.last_sequence,
+        batches: report.batches,
+        missing_batches: report.missing_batches,
+        dropped_records: report.dropped_records,
+        dropped_counter_keys: report.dropped_counter_keys,
+        last_seen_unix_nanos: report.last_seen_unix_nanos,
+        records: report.records,
+    }
+}
+
+#[tonic::async_trait]
+impl Query for QueryService {
+    async fn list_records(
+        &self,
+        request: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        let (filter, limit) = record_filter(request.into_inner());
+        let page = self
+            .aggregator
+            .list_records(filter, limit)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListRecordsResponse {
+            records: page.records.into_iter().map(stored_record).collect(),
+            truncated: page.truncated,
+        }))
+    }
+
+    async fn list_counters(
+        &self,
+        request: Request<pb::ListCountersRequest>,
+    ) -> Result<Response<pb::ListCountersResponse>, Status> {
+        let request = request.into_inner();
+        let filter = CounterFilter {
+            namespace: non_empty(request.namespace),
+            workload: non_empty(request.workload),
+        };
+        let totals = self
+            .aggregator
+            .list_counters(filter)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListCountersResponse {
+            counters: totals.into_iter().map(proxy_counter).collect(),
+        }))
+    }
+
+    async fn list_proxies(
+        &self,
+        _request: Request<pb::ListProxiesRequest>,
+    ) -> Result<Response<pb::ListProxiesResponse>, Status> {
+        let reports = self
+            .aggregator
+            .list_proxies()
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListProxiesResponse {
+            proxies: reports.into_iter().map(proxy_status).collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_request_matches_everything_with_the_default_limit() {
+        let (filter, limit) = record_filter(pb::ListRecordsRequest::default());
+        assert_eq!(filter, RecordFilter::default());
+        assert_eq!(limit, DEFAULT_LIST_LIMIT);
+    }
+
+    #[test]
+    fn every_field_becomes_a_filter() {
+        let (filter, limit) = record_filter(pb::ListRecordsRequest {
+            namespace: "shop".into(),
+            workload: "reviews".into(),
+            response_code: 503,
+            flags_all: 1 << 5,
+            since_unix_nanos: 9,
+            request_id: "r1".into(),
+            limit: 5,
+            pod: "reviews-1".into(),
+        });
+        assert_eq!(limit, 5);
+        assert_eq!(
+            filter,
+            RecordFilter {
+                namespace: Some("shop".into()),
+                workload: Some("reviews".into()),
+                pod: Some("reviews-1".into()),
+                response_code: Some(503),
+                flags_all: 1 << 5,
+                since_unix_nanos: Some(9),
+                request_id: Some("r1".into()),
+            }
+        );
+    }
+}
