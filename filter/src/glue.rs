@@ -408,11 +408,10 @@ impl Active {
         raw.virtual_host = property(path::VIRTUAL_HOST_NAME);
         raw.cluster = property(path::CLUSTER_NAME);
         raw.upstream_address = property(path::UPSTREAM_ADDRESS);
-        // No host picked (NR, NC, UH, RBAC, direct responses): nothing upstream to read.
-        if raw.upstream_address.is_some() {
-            raw.transport_failure_reason = property(path::UPSTREAM_FAILURE_REASON);
-            raw.attempt_count = property(path::UPSTREAM_ATTEMPTS);
-        }
+        // Read even without a picked host: UH counts one attempt with no address (Envoy 1.40),
+        // and the failure path is rare enough that two reads cost nothing.
+        raw.transport_failure_reason = property(path::UPSTREAM_FAILURE_REASON);
+        raw.attempt_count = property(path::UPSTREAM_ATTEMPTS);
         raw.duration = property(path::REQUEST_DURATION);
         raw.downstream_mtls = property(path::CONNECTION_MTLS);
         if raw.downstream_mtls.as_deref().is_some_and(decode_bool) {

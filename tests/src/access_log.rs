@@ -6,39 +6,65 @@ use std::path::Path;
 
 /// The `json_format` the harness configures on Envoy's listener. Keys map 1:1 to [`LogLine`].
 pub const JSON_FORMAT: &str = r#"
-                request_id: "%REQ(X-REQUEST-ID)%"
-                method: "%REQ(:METHOD)%"
-                path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
-                code: "%RESPONSE_CODE%"
-                flags: "%RESPONSE_FLAGS%"
-                details: "%RESPONSE_CODE_DETAILS%"
-                route: "%ROUTE_NAME%"
-                cluster: "%UPSTREAM_CLUSTER_RAW%"
-                upstream_host: "%UPSTREAM_HOST%"
-                attempts: "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"
-                transport_failure: "%UPSTREAM_TRANSPORT_FAILURE_REASON%"
-                route_provenance: "%METADATA(ROUTE:istio:config)%"
-                cluster_provenance: "%CLUSTER_METADATA(istio:config)%"
-                tls_mode: "%UPSTREAM_METADATA(envoy.transport_socket_match:tlsMode)%"
+                  request_id: "%REQ(X-REQUEST-ID)%"
+                  method: "%REQ(:METHOD)%"
+                  path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+                  code: "%RESPONSE_CODE%"
+                  flags: "%RESPONSE_FLAGS%"
+                  details: "%RESPONSE_CODE_DETAILS%"
+                  route: "%ROUTE_NAME%"
+                  cluster: "%UPSTREAM_CLUSTER_RAW%"
+                  upstream_host: "%UPSTREAM_HOST%"
+                  attempts: "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"
+                  transport_failure: "%UPSTREAM_TRANSPORT_FAILURE_REASON%"
+                  route_provenance: "%METADATA(ROUTE:istio:config)%"
+                  cluster_provenance: "%CLUSTER_METADATA(istio:config)%"
+                  tls_mode: "%UPSTREAM_METADATA(envoy.transport_socket_match:tlsMode)%"
 "#;
 
-/// One access log line. Envoy writes `-` for absent values; [`LogLine::field`] maps that to "".
+/// One access log line. Envoy 1.40's JSON format writes numbers as numbers and absent values as
+/// `null` (or `-` in strings); every field is read as text, absent as "".
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[derive(Default)]
 pub struct LogLine {
+    #[serde(deserialize_with = "text")]
     pub request_id: String,
+    #[serde(deserialize_with = "text")]
     pub method: String,
+    #[serde(deserialize_with = "text")]
     pub path: String,
+    #[serde(deserialize_with = "text")]
     pub code: String,
+    #[serde(deserialize_with = "text")]
     pub flags: String,
+    #[serde(deserialize_with = "text")]
     pub details: String,
+    #[serde(deserialize_with = "text")]
     pub route: String,
+    #[serde(deserialize_with = "text")]
     pub cluster: String,
+    #[serde(deserialize_with = "text")]
     pub upstream_host: String,
+    #[serde(deserialize_with = "text")]
     pub attempts: String,
+    #[serde(deserialize_with = "text")]
     pub transport_failure: String,
+    #[serde(deserialize_with = "text")]
     pub route_provenance: String,
+    #[serde(deserialize_with = "text")]
     pub cluster_provenance: String,
+    #[serde(deserialize_with = "text")]
     pub tls_mode: String,
+}
+
+/// Any JSON scalar as text: strings as they are, numbers printed, `null` as "".
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    })
 }
 
 impl LogLine {

@@ -210,9 +210,13 @@ pub async fn http_get(url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// The last `lines` lines of a file, for error messages.
+/// For error messages: the log's critical/error lines when it has any, else its last `lines` lines.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("][critical][") || line.contains("][error]["))
+        .collect();
+    let all: Vec<&str> = if errors.is_empty() { text.lines().collect() } else { errors };
     all[all.len().saturating_sub(lines)..].join("\n")
 }
