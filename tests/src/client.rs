@@ -53,7 +53,10 @@ impl Client {
         let status = response.status().as_u16();
         // Drain the body so the connection is reused.
         let _ = response.into_body().collect().await;
-        Ok(Reply { request_id: request_id.to_owned(), status })
+        Ok(Reply {
+            request_id: request_id.to_owned(),
+            status,
+        })
     }
 
     /// Sends a GET and hangs up after `after` without reading the reply: Envoy records DC.

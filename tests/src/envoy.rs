@@ -79,7 +79,14 @@ impl Envoy {
             .arg("-c")
             .arg(&config_path)
             .arg("--use-dynamic-base-id")
-            .args(["--concurrency", "1", "--file-flush-interval-msec", "100", "-l", "info"])
+            .args([
+                "--concurrency",
+                "1",
+                "--file-flush-interval-msec",
+                "100",
+                "-l",
+                "info",
+            ])
             .arg("--log-path")
             .arg(&log)
             .arg("--admin-address-path")
@@ -123,7 +130,14 @@ impl Envoy {
         }
 
         let listeners = listener_addresses(admin).await?;
-        Ok(Self { admin, listeners, access_log, log, child, _scratch: scratch })
+        Ok(Self {
+            admin,
+            listeners,
+            access_log,
+            log,
+            child,
+            _scratch: scratch,
+        })
     }
 
     /// The bound address of listener `name`.
@@ -141,8 +155,11 @@ impl Envoy {
 
     /// A stat from the admin API (`/stats?filter=^name$`), or None when absent.
     pub async fn stat(&self, name: &str) -> Result<Option<u64>> {
-        let body = http_get(&format!("http://{}/stats?format=json&filter=^{name}$", self.admin))
-            .await?;
+        let body = http_get(&format!(
+            "http://{}/stats?format=json&filter=^{name}$",
+            self.admin
+        ))
+        .await?;
         let json: serde_json::Value = serde_json::from_str(&body)?;
         Ok(json["stats"]
             .as_array()
@@ -166,7 +183,10 @@ pub fn validate(config: &str) -> Result<std::result::Result<String, String>> {
     let binary = paths::envoy_binary()?;
     let scratch = Scratch::new("validate")?;
     let config_path = scratch.path.join("envoy.yaml");
-    let config = config.replace("{ACCESS_LOG}", &scratch.path.join("access.log").display().to_string());
+    let config = config.replace(
+        "{ACCESS_LOG}",
+        &scratch.path.join("access.log").display().to_string(),
+    );
     std::fs::write(&config_path, config)?;
     let output = Command::new(binary)
         .arg("-c")
@@ -179,7 +199,11 @@ pub fn validate(config: &str) -> Result<std::result::Result<String, String>> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    Ok(if output.status.success() { Ok(text) } else { Err(text) })
+    Ok(if output.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    })
 }
 
 async fn listener_addresses(admin: SocketAddr) -> Result<HashMap<String, SocketAddr>> {
@@ -217,6 +241,10 @@ pub fn tail(path: &Path, lines: usize) -> String {
         .lines()
         .filter(|line| line.contains("][critical][") || line.contains("][error]["))
         .collect();
-    let all: Vec<&str> = if errors.is_empty() { text.lines().collect() } else { errors };
+    let all: Vec<&str> = if errors.is_empty() {
+        text.lines().collect()
+    } else {
+        errors
+    };
     all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -16,7 +16,10 @@ impl ChildGuard {
     pub fn spawn(name: &str, mut command: Command) -> Result<Self> {
         die_with_parent(&mut command);
         let child = command.spawn().with_context(|| format!("start {name}"))?;
-        Ok(Self { name: name.to_owned(), child })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
     }
 
     /// The child's pid.
@@ -43,7 +46,10 @@ impl Drop for ChildGuard {
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code, reason = "pre_exec runs prctl between fork and exec; it is async-signal-safe")]
+#[allow(
+    unsafe_code,
+    reason = "pre_exec runs prctl between fork and exec; it is async-signal-safe"
+)]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on the forked child; no allocation, no locks.

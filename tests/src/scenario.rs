@@ -23,7 +23,8 @@ pub const COLLECTOR_CLUSTER_SNIPPET: &str =
 /// The virtual host every scenario route lives on (Istio shape: `<host>:<port>`).
 pub const VHOST: &str = "backend.e2e.svc.cluster.local:80";
 /// The VirtualService that "produced" the routes, as Istio writes it into route metadata.
-pub const VS_PROVENANCE: &str = "/apis/networking.istio.io/v1/namespaces/e2e/virtual-service/backend";
+pub const VS_PROVENANCE: &str =
+    "/apis/networking.istio.io/v1/namespaces/e2e/virtual-service/backend";
 /// The DestinationRule behind the upstream cluster, as Istio writes it into cluster metadata.
 pub const DR_PROVENANCE: &str =
     "/apis/networking.istio.io/v1/namespaces/e2e/destination-rule/backend";
@@ -60,21 +61,111 @@ pub enum Send {
 
 /// Every outcome issue #2 asks for, in the order the demo shows them.
 pub const CASES: &[Case] = &[
-    Case { name: "success", path: "/ok", send: Send::Get, expect_flags: &[], expect_code: 200 },
-    Case { name: "app-503", path: "/app503?token=secret", send: Send::Get, expect_flags: &[], expect_code: 503 },
-    Case { name: "uf", path: "/uf", send: Send::Get, expect_flags: &["UF"], expect_code: 503 },
-    Case { name: "uf-urx", path: "/uf-urx", send: Send::Get, expect_flags: &["UF", "URX"], expect_code: 503 },
-    Case { name: "uc", path: "/uc", send: Send::Get, expect_flags: &["UC"], expect_code: 503 },
-    Case { name: "nr", path: "/nowhere", send: Send::Get, expect_flags: &["NR"], expect_code: 404 },
-    Case { name: "uh-empty", path: "/uh-empty", send: Send::Get, expect_flags: &["UH"], expect_code: 503 },
-    Case { name: "uh-health", path: "/uh-health", send: Send::Get, expect_flags: &["UH"], expect_code: 503 },
-    Case { name: "urx", path: "/urx", send: Send::Get, expect_flags: &["URX"], expect_code: 503 },
-    Case { name: "uo", path: "/uo", send: Send::Concurrent(6), expect_flags: &["UO"], expect_code: 503 },
-    Case { name: "ut", path: "/ut", send: Send::Get, expect_flags: &["UT"], expect_code: 504 },
-    Case { name: "nc", path: "/nc", send: Send::Get, expect_flags: &["NC"], expect_code: 503 },
-    Case { name: "dc", path: "/dc", send: Send::Disconnect, expect_flags: &["DC"], expect_code: 0 },
-    Case { name: "rbac", path: "/rbac", send: Send::Get, expect_flags: &[], expect_code: 403 },
-    Case { name: "direct", path: "/direct", send: Send::Get, expect_flags: &[], expect_code: 502 },
+    Case {
+        name: "success",
+        path: "/ok",
+        send: Send::Get,
+        expect_flags: &[],
+        expect_code: 200,
+    },
+    Case {
+        name: "app-503",
+        path: "/app503?token=secret",
+        send: Send::Get,
+        expect_flags: &[],
+        expect_code: 503,
+    },
+    Case {
+        name: "uf",
+        path: "/uf",
+        send: Send::Get,
+        expect_flags: &["UF"],
+        expect_code: 503,
+    },
+    Case {
+        name: "uf-urx",
+        path: "/uf-urx",
+        send: Send::Get,
+        expect_flags: &["UF", "URX"],
+        expect_code: 503,
+    },
+    Case {
+        name: "uc",
+        path: "/uc",
+        send: Send::Get,
+        expect_flags: &["UC"],
+        expect_code: 503,
+    },
+    Case {
+        name: "nr",
+        path: "/nowhere",
+        send: Send::Get,
+        expect_flags: &["NR"],
+        expect_code: 404,
+    },
+    Case {
+        name: "uh-empty",
+        path: "/uh-empty",
+        send: Send::Get,
+        expect_flags: &["UH"],
+        expect_code: 503,
+    },
+    Case {
+        name: "uh-health",
+        path: "/uh-health",
+        send: Send::Get,
+        expect_flags: &["UH"],
+        expect_code: 503,
+    },
+    Case {
+        name: "urx",
+        path: "/urx",
+        send: Send::Get,
+        expect_flags: &["URX"],
+        expect_code: 503,
+    },
+    Case {
+        name: "uo",
+        path: "/uo",
+        send: Send::Concurrent(6),
+        expect_flags: &["UO"],
+        expect_code: 503,
+    },
+    Case {
+        name: "ut",
+        path: "/ut",
+        send: Send::Get,
+        expect_flags: &["UT"],
+        expect_code: 504,
+    },
+    Case {
+        name: "nc",
+        path: "/nc",
+        send: Send::Get,
+        expect_flags: &["NC"],
+        expect_code: 503,
+    },
+    Case {
+        name: "dc",
+        path: "/dc",
+        send: Send::Disconnect,
+        expect_flags: &["DC"],
+        expect_code: 0,
+    },
+    Case {
+        name: "rbac",
+        path: "/rbac",
+        send: Send::Get,
+        expect_flags: &[],
+        expect_code: 403,
+    },
+    Case {
+        name: "direct",
+        path: "/direct",
+        send: Send::Get,
+        expect_flags: &[],
+        expect_code: 502,
+    },
 ];
 
 /// The plugin configuration the scenario uses unless a test asks for another: a short flush
@@ -94,7 +185,10 @@ pub struct LabOptions {
 
 impl Default for LabOptions {
     fn default() -> Self {
-        Self { filter_config: DEFAULT_FILTER_CONFIG.to_owned(), collector_running: true }
+        Self {
+            filter_config: DEFAULT_FILTER_CONFIG.to_owned(),
+            collector_running: true,
+        }
     }
 }
 
@@ -136,7 +230,14 @@ impl Lab {
         });
         let envoy = Envoy::start("pipeline", &config).await?;
         let client = Client::new(envoy.listener("main")?);
-        Ok(Self { envoy, client, collector, collector_addr, upstream, closer })
+        Ok(Self {
+            envoy,
+            client,
+            collector,
+            collector_addr,
+            upstream,
+            closer,
+        })
     }
 
     /// Starts the collector on the address Envoy's collector cluster points at.
@@ -179,7 +280,9 @@ impl Lab {
                     let client = self.client.clone();
                     let id = format!("{run}-{}-{i}", case.name);
                     let path = case.path;
-                    tasks.push(tokio::spawn(async move { client.get(VHOST, path, &id).await }));
+                    tasks.push(tokio::spawn(
+                        async move { client.get(VHOST, path, &id).await },
+                    ));
                 }
                 let mut ids = Vec::new();
                 for task in tasks {
@@ -211,7 +314,13 @@ pub struct EnvoyAddrs {
 pub fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
     text.lines()
-        .map(|line| if line.is_empty() { String::new() } else { format!("{pad}{line}") })
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{line}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -220,13 +329,19 @@ pub fn indent(text: &str, n: usize) -> String {
 pub fn snippets(addrs: &EnvoyAddrs) -> (String, String) {
     let filter = HTTP_FILTER_SNIPPET
         .replace("/etc/envoy/meshwhy_filter.wasm", &addrs.wasm)
-        .replace(r#"{"collector_cluster": "meshwhy-collector"}"#, &addrs.filter_config);
+        .replace(
+            r#"{"collector_cluster": "meshwhy-collector"}"#,
+            &addrs.filter_config,
+        );
     let cluster = COLLECTOR_CLUSTER_SNIPPET
         .replace(
             "meshwhy-collector.meshwhy.svc.cluster.local",
             &addrs.collector.ip().to_string(),
         )
-        .replace("port_value: 9900", &format!("port_value: {}", addrs.collector.port()));
+        .replace(
+            "port_value: 9900",
+            &format!("port_value: {}", addrs.collector.port()),
+        );
     (filter, cluster)
 }
 
@@ -407,21 +522,31 @@ pub mod query {
     /// Records with `request_id`.
     pub async fn records(url: &str, request_id: &str) -> Result<Vec<StoredRecord>> {
         let mut client = QueryClient::connect(url.to_owned()).await?;
-        let request = ListRecordsRequest { request_id: request_id.to_owned(), ..Default::default() };
+        let request = ListRecordsRequest {
+            request_id: request_id.to_owned(),
+            ..Default::default()
+        };
         Ok(client.list_records(request).await?.into_inner().records)
     }
 
     /// Every stored record (up to `limit`).
     pub async fn all_records(url: &str, limit: u32) -> Result<Vec<StoredRecord>> {
         let mut client = QueryClient::connect(url.to_owned()).await?;
-        let request = ListRecordsRequest { limit, ..Default::default() };
+        let request = ListRecordsRequest {
+            limit,
+            ..Default::default()
+        };
         Ok(client.list_records(request).await?.into_inner().records)
     }
 
     /// Every success counter.
     pub async fn counters(url: &str) -> Result<Vec<ProxyCounter>> {
         let mut client = QueryClient::connect(url.to_owned()).await?;
-        Ok(client.list_counters(ListCountersRequest::default()).await?.into_inner().counters)
+        Ok(client
+            .list_counters(ListCountersRequest::default())
+            .await?
+            .into_inner()
+            .counters)
     }
 
     /// The sum of counters with this route, cluster and code.
@@ -438,6 +563,10 @@ pub mod query {
     /// Every reporting proxy instance.
     pub async fn proxies(url: &str) -> Result<Vec<ProxyStatus>> {
         let mut client = QueryClient::connect(url.to_owned()).await?;
-        Ok(client.list_proxies(ListProxiesRequest {}).await?.into_inner().proxies)
+        Ok(client
+            .list_proxies(ListProxiesRequest {})
+            .await?
+            .into_inner()
+            .proxies)
     }
 }

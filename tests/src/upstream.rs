@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
+use hyper::{
+    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+};
 use hyper_util::rt::TokioIo;
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -31,7 +33,9 @@ impl Upstream {
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service_fn(respond))
@@ -46,8 +50,14 @@ impl Upstream {
 async fn respond(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let (status, body) = if let Some(code) = path.strip_prefix("/status/") {
-        let status = code.parse::<u16>().ok().and_then(|code| StatusCode::from_u16(code).ok());
-        (status.unwrap_or(StatusCode::BAD_REQUEST), format!("status {code}\n"))
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok());
+        (
+            status.unwrap_or(StatusCode::BAD_REQUEST),
+            format!("status {code}\n"),
+        )
     } else if let Some(ms) = path.strip_prefix("/delay/") {
         let ms = ms.parse::<u64>().unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -36,11 +36,23 @@ fn assert_agrees(record: &StoredRecord, line: &LogLine) {
         names.sort();
         names
     };
-    assert_eq!(sorted(record.flag_names.clone()), sorted(line.flag_names()), "{id}: flags");
-    assert_eq!(r.response_code_details, f(&line.details), "{id}: code details");
+    assert_eq!(
+        sorted(record.flag_names.clone()),
+        sorted(line.flag_names()),
+        "{id}: flags"
+    );
+    assert_eq!(
+        r.response_code_details,
+        f(&line.details),
+        "{id}: code details"
+    );
     assert_eq!(r.route_name, f(&line.route), "{id}: route");
     assert_eq!(r.cluster, f(&line.cluster), "{id}: cluster");
-    assert_eq!(r.upstream_host, f(&line.upstream_host), "{id}: upstream host");
+    assert_eq!(
+        r.upstream_host,
+        f(&line.upstream_host),
+        "{id}: upstream host"
+    );
     assert_eq!(r.attempt_count, line.attempts(), "{id}: attempts");
     // The access log writes this field with spaces as `_`; the property is the raw text.
     assert_eq!(
@@ -50,9 +62,21 @@ fn assert_agrees(record: &StoredRecord, line: &LogLine) {
     );
     assert_eq!(r.method, line.method, "{id}: method");
     assert_eq!(r.path, strip_query(&line.path), "{id}: path");
-    assert_eq!(r.route_provenance, f(&line.route_provenance), "{id}: route provenance");
-    assert_eq!(r.cluster_provenance, f(&line.cluster_provenance), "{id}: cluster provenance");
-    assert_eq!(r.endpoint_tls_mode, f(&line.tls_mode), "{id}: endpoint tlsMode");
+    assert_eq!(
+        r.route_provenance,
+        f(&line.route_provenance),
+        "{id}: route provenance"
+    );
+    assert_eq!(
+        r.cluster_provenance,
+        f(&line.cluster_provenance),
+        "{id}: cluster provenance"
+    );
+    assert_eq!(
+        r.endpoint_tls_mode,
+        f(&line.tls_mode),
+        "{id}: endpoint tlsMode"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,9 +96,13 @@ async fn every_outcome_agrees_with_envoys_access_log() -> anyhow::Result<()> {
         let lines = lab.access_log().ok();
         let sent = &sent;
         async move {
-            let by_id: HashMap<String, LogLine> =
-                lines?.into_iter().map(|line| (line.request_id.clone(), line)).collect();
-            sent.iter().all(|(_, id)| by_id.contains_key(id)).then_some(by_id)
+            let by_id: HashMap<String, LogLine> = lines?
+                .into_iter()
+                .map(|line| (line.request_id.clone(), line))
+                .collect();
+            sent.iter()
+                .all(|(_, id)| by_id.contains_key(id))
+                .then_some(by_id)
         }
     })
     .await?;
@@ -88,11 +116,22 @@ async fn every_outcome_agrees_with_envoys_access_log() -> anyhow::Result<()> {
             .collect();
         let produced = case_lines.iter().any(|line| {
             line.code() == case.expect_code
-                && case.expect_flags.iter().all(|flag| line.flag_names().contains(&flag.to_string()))
+                && case
+                    .expect_flags
+                    .iter()
+                    .all(|flag| line.flag_names().contains(&flag.to_string()))
         });
-        assert!(produced, "case {} did not produce {} {:?}: {case_lines:?}", case.name, case.expect_code, case.expect_flags);
+        assert!(
+            produced,
+            "case {} did not produce {} {:?}: {case_lines:?}",
+            case.name, case.expect_code, case.expect_flags
+        );
         if case.send == Send::Get && case.name == "rbac" {
-            assert!(case_lines[0].details.contains(scenario::RBAC_POLICY), "{:?}", case_lines[0]);
+            assert!(
+                case_lines[0].details.contains(scenario::RBAC_POLICY),
+                "{:?}",
+                case_lines[0]
+            );
         }
     }
 
@@ -102,19 +141,29 @@ async fn every_outcome_agrees_with_envoys_access_log() -> anyhow::Result<()> {
         if !is_failure(line) {
             continue;
         }
-        let records = wait::until(&format!("the collector's record for {id} ({})", case.name), || {
-            let url = url.clone();
-            let id = id.clone();
-            async move {
-                let records = query::records(&url, &id).await.ok()?;
-                (!records.is_empty()).then_some(records)
-            }
-        })
+        let records = wait::until(
+            &format!("the collector's record for {id} ({})", case.name),
+            || {
+                let url = url.clone();
+                let id = id.clone();
+                async move {
+                    let records = query::records(&url, &id).await.ok()?;
+                    (!records.is_empty()).then_some(records)
+                }
+            },
+        )
         .await?;
         assert_eq!(records.len(), 1, "{id}: exactly one record");
         assert_agrees(&records[0], line);
         let proxy = records[0].proxy.as_ref().expect("proxy identity");
-        assert_eq!((proxy.pod.as_str(), proxy.namespace.as_str(), proxy.workload.as_str()), ("client-7d9f-abcde", "e2e", "client"));
+        assert_eq!(
+            (
+                proxy.pod.as_str(),
+                proxy.namespace.as_str(),
+                proxy.workload.as_str()
+            ),
+            ("client-7d9f-abcde", "e2e", "client")
+        );
         assert_eq!(proxy.envoy_version, "1.40.0");
     }
 
@@ -124,19 +173,26 @@ async fn every_outcome_agrees_with_envoys_access_log() -> anyhow::Result<()> {
         let line = &lines[id];
         if !is_failure(line) {
             *expected
-                .entry((line.route.clone(), LogLine::field(&line.cluster).to_owned(), line.code()))
+                .entry((
+                    line.route.clone(),
+                    LogLine::field(&line.cluster).to_owned(),
+                    line.code(),
+                ))
                 .or_default() += 1;
         }
     }
     assert!(!expected.is_empty(), "the scenario must include successes");
     for ((route, cluster, code), count) in expected {
-        let counted = wait::until(&format!("counter {route}/{cluster}/{code} = {count}"), || {
-            let (url, route, cluster) = (url.clone(), route.clone(), cluster.clone());
-            async move {
-                let counted = query::counted(&url, &route, &cluster, code).await.ok()?;
-                (counted >= count).then_some(counted)
-            }
-        })
+        let counted = wait::until(
+            &format!("counter {route}/{cluster}/{code} = {count}"),
+            || {
+                let (url, route, cluster) = (url.clone(), route.clone(), cluster.clone());
+                async move {
+                    let counted = query::counted(&url, &route, &cluster, code).await.ok()?;
+                    (counted >= count).then_some(counted)
+                }
+            },
+        )
         .await?;
         assert_eq!(counted, count, "{route}/{cluster}/{code}");
     }
@@ -155,7 +211,9 @@ async fn ten_thousand_successes_add_up_exactly() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut ok = 0u64;
             for i in (worker..REQUESTS).step_by(WORKERS) {
-                let reply = client.get(scenario::VHOST, "/ok", &format!("load-{i}")).await?;
+                let reply = client
+                    .get(scenario::VHOST, "/ok", &format!("load-{i}"))
+                    .await?;
                 ok += u64::from(reply.status == 200);
             }
             anyhow::Ok(ok)
@@ -170,13 +228,22 @@ async fn ten_thousand_successes_add_up_exactly() -> anyhow::Result<()> {
     let counted = wait::until("all successes counted", || {
         let url = url.clone();
         async move {
-            let counted = query::counted(&url, "ok", UPSTREAM_CLUSTER, 200).await.ok()?;
+            let counted = query::counted(&url, "ok", UPSTREAM_CLUSTER, 200)
+                .await
+                .ok()?;
             (counted >= REQUESTS as u64).then_some(counted)
         }
     })
     .await?;
-    assert_eq!(counted, REQUESTS as u64, "counters equal what was sent, exactly");
-    let logged = lab.access_log()?.iter().filter(|line| line.code() == 200).count();
+    assert_eq!(
+        counted, REQUESTS as u64,
+        "counters equal what was sent, exactly"
+    );
+    let logged = lab
+        .access_log()?
+        .iter()
+        .filter(|line| line.code() == 200)
+        .count();
     assert_eq!(logged, REQUESTS, "Envoy's access log agrees");
 
     let proxies = query::proxies(&url).await?;

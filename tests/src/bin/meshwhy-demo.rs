@@ -15,13 +15,22 @@ async fn main() -> Result<()> {
     let lab = Lab::start(LabOptions::default()).await?;
     let url = lab.collector_url();
     println!("  collector  {url}");
-    println!("  envoy      listener {} (admin {})", lab.client_addr(), lab.envoy.admin);
+    println!(
+        "  envoy      listener {} (admin {})",
+        lab.client_addr(),
+        lab.envoy.admin
+    );
     println!();
     println!("Sending one request per outcome:");
     let mut failures = Vec::new();
     for case in CASES {
         let ids = lab.send(case, "demo").await?;
-        println!("  {:<10} GET {:<22} → {}", case.name, case.path, expectation(case));
+        println!(
+            "  {:<10} GET {:<22} → {}",
+            case.name,
+            case.path,
+            expectation(case)
+        );
         if case.expect_code != 200 {
             failures.extend(ids);
         }
@@ -32,10 +41,16 @@ async fn main() -> Result<()> {
         async move {
             let stored = query::all_records(&url, 1000).await.ok()?;
             let have = |id: &String| {
-                stored.iter().any(|r| r.record.as_ref().is_some_and(|r| &r.request_id == id))
+                stored
+                    .iter()
+                    .any(|r| r.record.as_ref().is_some_and(|r| &r.request_id == id))
             };
             // The circuit-breaker case sends several requests; only the overflowing ones fail.
-            failures.iter().filter(|id| !id.starts_with("demo-uo")).all(have).then_some(())
+            failures
+                .iter()
+                .filter(|id| !id.starts_with("demo-uo"))
+                .all(have)
+                .then_some(())
         }
     })
     .await?;
@@ -55,7 +70,9 @@ async fn main() -> Result<()> {
     }
     println!();
     println!("$ meshwhy proxies --collector {url}");
-    let status = Command::new(&cli).args(["proxies", "--collector", &url]).status()?;
+    let status = Command::new(&cli)
+        .args(["proxies", "--collector", &url])
+        .status()?;
     if !status.success() {
         bail!("meshwhy proxies failed: {status}");
     }
@@ -68,7 +85,11 @@ async fn main() -> Result<()> {
 }
 
 fn expectation(case: &meshwhy_e2e::scenario::Case) -> String {
-    let code = if case.expect_code == 0 { "no response".to_owned() } else { case.expect_code.to_string() };
+    let code = if case.expect_code == 0 {
+        "no response".to_owned()
+    } else {
+        case.expect_code.to_string()
+    };
     if case.expect_flags.is_empty() {
         code
     } else {
