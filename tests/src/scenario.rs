@@ -8,7 +8,7 @@ use crate::{
     client::Client,
     envoy::Envoy,
     paths,
-    upstream::{self, Closer, Upstream},
+    upstream::{ClosedPort, Closer, Upstream},
 };
 use anyhow::{Context, Result};
 use meshwhy_collector::CollectorHandle;
@@ -201,31 +201,38 @@ pub struct Lab {
     pub collector: Option<CollectorHandle>,
     /// Where Envoy's collector cluster points.
     pub collector_addr: SocketAddr,
+    /// The collector's port while it is not running (refuses connections).
+    collector_port: Option<ClosedPort>,
     pub upstream: Upstream,
     pub closer: Closer,
+    /// The port behind the `closed` cluster (UF).
+    pub closed: ClosedPort,
 }
 
 impl Lab {
     /// Starts the collector (unless told not to), the upstreams and Envoy with the filter.
     pub async fn start(options: LabOptions) -> Result<Self> {
-        let (collector, collector_addr) = if options.collector_running {
+        let (collector, collector_port, collector_addr) = if options.collector_running {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let handle = meshwhy_collector::spawn(listener, Default::default())
                 .await
                 .context("start the collector")?;
             let addr = handle.addr;
-            (Some(handle), addr)
+            (Some(handle), None, addr)
         } else {
-            (None, upstream::closed_port()?)
+            let port = ClosedPort::reserve()?;
+            let addr = port.addr;
+            (None, Some(port), addr)
         };
         let upstream = Upstream::start().await?;
         let closer = Closer::start().await?;
+        let closed = ClosedPort::reserve()?;
         let config = envoy_config(&EnvoyAddrs {
             wasm: paths::filter_wasm()?.display().to_string(),
             collector: collector_addr,
             upstream: upstream.addr,
             closer: closer.addr,
-            closed: upstream::closed_port()?,
+            closed: closed.addr,
             filter_config: options.filter_config,
         });
         let envoy = Envoy::start("pipeline", &config).await?;
@@ -235,16 +242,22 @@ impl Lab {
             client,
             collector,
             collector_addr,
+            collector_port,
             upstream,
             closer,
+            closed,
         })
     }
 
-    /// Starts the collector on the address Envoy's collector cluster points at.
+    /// Starts the collector on the reserved address Envoy's collector cluster points at.
     pub async fn start_collector(&mut self) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(self.collector_addr)
-            .await
-            .with_context(|| format!("bind the collector to {}", self.collector_addr))?;
+        let port = self
+            .collector_port
+            .take()
+            .context("the collector is already running")?;
+        let listener = port
+            .listen()
+            .context("listen on the collector's reserved port")?;
         self.collector = Some(meshwhy_collector::spawn(listener, Default::default()).await?);
         Ok(())
     }

@@ -106,10 +106,27 @@ impl Closer {
     }
 }
 
-/// A loopback port with nothing listening (bound, then released): Envoy reports UF.
-pub fn closed_port() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    drop(listener);
-    Ok(addr)
+/// A loopback port held by a bound socket that does not listen: connections are refused
+/// (Envoy reports UF), and no other process or test can take the port while this lives — a
+/// bind-then-release port could be handed to the next port-0 listener.
+#[derive(Debug)]
+pub struct ClosedPort {
+    /// The refused address.
+    pub addr: SocketAddr,
+    socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    /// Reserves a port.
+    pub fn reserve() -> anyhow::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind("127.0.0.1:0".parse()?)?;
+        let addr = socket.local_addr()?;
+        Ok(Self { addr, socket })
+    }
+
+    /// Starts listening on the reserved port (e.g. the collector coming back after an outage).
+    pub fn listen(self) -> anyhow::Result<TcpListener> {
+        Ok(self.socket.listen(1024)?)
+    }
 }
