@@ -20,6 +20,8 @@ pub const JSON_FORMAT: &str = r#"
                   route_provenance: "%METADATA(ROUTE:istio:config)%"
                   cluster_provenance: "%CLUSTER_METADATA(istio:config)%"
                   tls_mode: "%UPSTREAM_METADATA(envoy.transport_socket_match:tlsMode)%"
+                  grpc_status: "%GRPC_STATUS_NUMBER%"
+                  content_type: "%REQ(CONTENT-TYPE)%"
 "#;
 
 /// One access log line. Envoy 1.40's JSON format writes numbers as numbers and absent values as
@@ -56,6 +58,10 @@ pub struct LogLine {
     pub cluster_provenance: String,
     #[serde(deserialize_with = "text")]
     pub tls_mode: String,
+    #[serde(deserialize_with = "text")]
+    pub grpc_status: String,
+    #[serde(deserialize_with = "text")]
+    pub content_type: String,
 }
 
 /// Any JSON scalar as text: strings as they are, numbers printed, `null` as "".
@@ -85,6 +91,20 @@ impl LogLine {
             .filter(|flag| !flag.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Whether the request was gRPC (the only case where grpc-status means anything).
+    pub fn is_grpc(&self) -> bool {
+        self.content_type.starts_with("application/grpc")
+    }
+
+    /// The gRPC status of a gRPC request.
+    pub fn grpc_status(&self) -> Option<u32> {
+        if self.is_grpc() {
+            self.grpc_status.parse().ok()
+        } else {
+            None
+        }
     }
 
     /// Upstream attempts; Envoy logs `-`/0 when none was made.

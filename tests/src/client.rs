@@ -41,10 +41,24 @@ impl Client {
 
     /// GET `path` with `x-request-id: request_id` and Host `authority`.
     pub async fn get(&self, authority: &str, path: &str, request_id: &str) -> Result<Reply> {
-        let request = Request::get(format!("http://{}{path}", self.listener))
+        self.get_with(authority, path, request_id, &[]).await
+    }
+
+    /// GET with extra request headers (e.g. `content-type: application/grpc`).
+    pub async fn get_with(
+        &self,
+        authority: &str,
+        path: &str,
+        request_id: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
+        let mut request = Request::get(format!("http://{}{path}", self.listener))
             .header("host", authority)
-            .header("x-request-id", request_id)
-            .body(Empty::new())?;
+            .header("x-request-id", request_id);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::new())?;
         let response = self
             .http
             .request(request)

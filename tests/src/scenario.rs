@@ -46,6 +46,19 @@ pub struct Case {
     pub expect_flags: &'static [&'static str],
     /// The code Envoy must answer (0 = none, the client hung up).
     pub expect_code: u32,
+    /// The gRPC status the upstream answers, for gRPC cases.
+    pub expect_grpc_status: Option<u32>,
+}
+
+impl Case {
+    /// Whether the filter's default capture set records this case in full (else it is counted).
+    pub fn is_failure(&self) -> bool {
+        !self.expect_flags.is_empty()
+            || self.expect_code == 0
+            || self.expect_code >= 500
+            || self.expect_code == 403
+            || self.expect_grpc_status.is_some_and(|status| status != 0)
+    }
 }
 
 /// How a case's request is sent.
@@ -57,6 +70,8 @@ pub enum Send {
     Concurrent(usize),
     /// GET, then hang up before the reply.
     Disconnect,
+    /// GET as a gRPC request (`content-type: application/grpc`).
+    Grpc,
 }
 
 /// Every outcome issue #2 asks for, in the order the demo shows them.
@@ -66,6 +81,7 @@ pub const CASES: &[Case] = &[
         path: "/ok",
         send: Send::Get,
         expect_flags: &[],
+        expect_grpc_status: None,
         expect_code: 200,
     },
     Case {
@@ -73,6 +89,7 @@ pub const CASES: &[Case] = &[
         path: "/app503?token=secret",
         send: Send::Get,
         expect_flags: &[],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -80,6 +97,7 @@ pub const CASES: &[Case] = &[
         path: "/uf",
         send: Send::Get,
         expect_flags: &["UF"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -87,6 +105,7 @@ pub const CASES: &[Case] = &[
         path: "/uf-urx",
         send: Send::Get,
         expect_flags: &["UF", "URX"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -94,6 +113,7 @@ pub const CASES: &[Case] = &[
         path: "/uc",
         send: Send::Get,
         expect_flags: &["UC"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -101,6 +121,7 @@ pub const CASES: &[Case] = &[
         path: "/nowhere",
         send: Send::Get,
         expect_flags: &["NR"],
+        expect_grpc_status: None,
         expect_code: 404,
     },
     Case {
@@ -108,6 +129,7 @@ pub const CASES: &[Case] = &[
         path: "/uh-empty",
         send: Send::Get,
         expect_flags: &["UH"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -115,6 +137,7 @@ pub const CASES: &[Case] = &[
         path: "/uh-health",
         send: Send::Get,
         expect_flags: &["UH"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -122,6 +145,7 @@ pub const CASES: &[Case] = &[
         path: "/urx",
         send: Send::Get,
         expect_flags: &["URX"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -129,6 +153,7 @@ pub const CASES: &[Case] = &[
         path: "/uo",
         send: Send::Concurrent(6),
         expect_flags: &["UO"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -136,6 +161,7 @@ pub const CASES: &[Case] = &[
         path: "/ut",
         send: Send::Get,
         expect_flags: &["UT"],
+        expect_grpc_status: None,
         expect_code: 504,
     },
     Case {
@@ -143,6 +169,7 @@ pub const CASES: &[Case] = &[
         path: "/nc",
         send: Send::Get,
         expect_flags: &["NC"],
+        expect_grpc_status: None,
         expect_code: 503,
     },
     Case {
@@ -150,6 +177,7 @@ pub const CASES: &[Case] = &[
         path: "/dc",
         send: Send::Disconnect,
         expect_flags: &["DC"],
+        expect_grpc_status: None,
         expect_code: 0,
     },
     Case {
@@ -157,6 +185,7 @@ pub const CASES: &[Case] = &[
         path: "/rbac",
         send: Send::Get,
         expect_flags: &[],
+        expect_grpc_status: None,
         expect_code: 403,
     },
     Case {
@@ -164,7 +193,24 @@ pub const CASES: &[Case] = &[
         path: "/direct",
         send: Send::Get,
         expect_flags: &[],
+        expect_grpc_status: None,
         expect_code: 502,
+    },
+    Case {
+        name: "grpc-ok",
+        path: "/grpc/0",
+        send: Send::Grpc,
+        expect_flags: &[],
+        expect_grpc_status: Some(0),
+        expect_code: 200,
+    },
+    Case {
+        name: "grpc-unavailable",
+        path: "/grpc/14",
+        send: Send::Grpc,
+        expect_flags: &[],
+        expect_grpc_status: Some(14),
+        expect_code: 200,
     },
 ];
 
@@ -278,6 +324,12 @@ impl Lab {
             Send::Get => {
                 let id = format!("{run}-{}", case.name);
                 self.client.get(VHOST, case.path, &id).await?;
+                Ok(vec![id])
+            }
+            Send::Grpc => {
+                let id = format!("{run}-{}", case.name);
+                let grpc = [("content-type", "application/grpc")];
+                self.client.get_with(VHOST, case.path, &id, &grpc).await?;
                 Ok(vec![id])
             }
             Send::Disconnect => {
@@ -504,6 +556,9 @@ static_resources:
                           "{RBAC_POLICY}":
                             permissions: [{{any: true}}]
                             principals: [{{any: true}}]
+              - name: grpc
+                match: {{prefix: /grpc/}}
+                route: {{cluster: "{UPSTREAM_CLUSTER}"}}
               - name: direct
                 match: {{path: /direct}}
                 direct_response: {{status: 502}}

@@ -1,6 +1,6 @@
 //! A small scripted upstream for the e2e tests, on 127.0.0.1 port 0:
 //! `/ok` → 200, `/status/<code>` → that code (an app's own error), `/delay/<ms>` → 200 after
-//! the delay. Plus a "closer" that accepts TCP connections and closes them at once (Envoy: UC),
+//! the delay, `/grpc/<status>` → a trailers-only gRPC reply: HTTP 200 with that `grpc-status`. Plus a "closer" that accepts TCP connections and closes them at once (Envoy: UC),
 //! and a closed port (Envoy: UF).
 
 use bytes::Bytes;
@@ -49,6 +49,19 @@ impl Upstream {
 
 async fn respond(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    if let Some(grpc_status) = path.strip_prefix("/grpc/") {
+        // gRPC failures are HTTP 200: the outcome is in grpc-status.
+        let mut response = Response::new(Full::new(Bytes::new()));
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/grpc"),
+        );
+        if let Ok(value) = hyper::header::HeaderValue::from_str(grpc_status) {
+            headers.insert("grpc-status", value);
+        }
+        return Ok(response);
+    }
     let (status, body) = if let Some(code) = path.strip_prefix("/status/") {
         let status = code
             .parse::<u16>()

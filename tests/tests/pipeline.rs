@@ -18,6 +18,7 @@ fn is_failure(line: &LogLine) -> bool {
         || code >= 500
         || code == 403
         || code == 429
+        || line.grpc_status().is_some_and(|status| status != 0)
 }
 
 fn strip_query(path: &str) -> &str {
@@ -126,6 +127,15 @@ async fn every_outcome_agrees_with_envoys_access_log() -> anyhow::Result<()> {
             "case {} did not produce {} {:?}: {case_lines:?}",
             case.name, case.expect_code, case.expect_flags
         );
+        if let Some(status) = case.expect_grpc_status {
+            assert_eq!(
+                case_lines[0].grpc_status(),
+                Some(status),
+                "{}: {:?}",
+                case.name,
+                case_lines[0]
+            );
+        }
         if case.send == Send::Get && case.name == "rbac" {
             assert!(
                 case_lines[0].details.contains(scenario::RBAC_POLICY),

@@ -31,7 +31,7 @@ async fn main() -> Result<()> {
             case.path,
             expectation(case)
         );
-        if case.expect_code != 200 {
+        if case.is_failure() {
             failures.extend(ids);
         }
     }
@@ -85,14 +85,18 @@ async fn main() -> Result<()> {
 }
 
 fn expectation(case: &meshwhy_e2e::scenario::Case) -> String {
+    let grpc = match case.expect_grpc_status {
+        Some(status) => format!(" grpc-status {status}"),
+        None => String::new(),
+    };
     let code = if case.expect_code == 0 {
         "no response".to_owned()
     } else {
         case.expect_code.to_string()
     };
     if case.expect_flags.is_empty() {
-        code
+        format!("{code}{grpc}")
     } else {
-        format!("{code} {}", case.expect_flags.join(","))
+        format!("{code} {}{grpc}", case.expect_flags.join(","))
     }
 }
