@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::CollectorConfig;
 use crate::store::{
-    CounterFilter, CounterTotal, ProxyReport, PushBatch, PushOutcome, RecordFilter, RecordPage,
-    Store, StoreError,
+    CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, ProxyReport, PushBatch, PushOutcome,
+    RecordFilter, RecordPage, Store, StoreError,
 };
 
 /// Wall-clock time in nanoseconds since the Unix epoch; injectable so tests control it.
@@ -68,6 +68,10 @@ enum QueryCommand {
     Proxies {
         reply: Reply<Vec<ProxyReport>>,
     },
+    Explain {
+        query: ExplainQuery,
+        reply: Reply<ExplainAnswer>,
+    },
 }
 
 /// How handlers reach the aggregator; cheap to clone.
@@ -107,6 +111,7 @@ impl std::fmt::Debug for QueryCommand {
             Self::Records { .. } => "QueryCommand::Records",
             Self::Counters { .. } => "QueryCommand::Counters",
             Self::Proxies { .. } => "QueryCommand::Proxies",
+            Self::Explain { .. } => "QueryCommand::Explain",
         })
     }
 }
@@ -177,6 +182,12 @@ fn answer<S: Store>(store: &S, query: QueryCommand) {
         QueryCommand::Proxies { reply } => {
             let _ = reply.send(store.list_proxies());
         }
+        // Runs on the owner task: explain reads records by reference, which only the owner can
+        // do without copying; it is bounded (well under a second for a full store), and pushes
+        // meanwhile wait in their bounded queue.
+        QueryCommand::Explain { query, reply } => {
+            let _ = reply.send(store.explain(&query));
+        }
     }
 }
 
@@ -221,6 +232,12 @@ impl AggregatorHandle {
     /// Proxy instances and their loss accounting.
     pub async fn list_proxies(&self) -> Result<Vec<ProxyReport>, AggregatorError> {
         self.query(|reply| QueryCommand::Proxies { reply }).await
+    }
+
+    /// Findings over a window, or one request explained end to end.
+    pub async fn explain(&self, query: ExplainQuery) -> Result<ExplainAnswer, AggregatorError> {
+        self.query(|reply| QueryCommand::Explain { query, reply })
+            .await
     }
 
     async fn query<T>(

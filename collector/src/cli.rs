@@ -1,9 +1,11 @@
 //! The `meshwhy` CLI: argument types, collector connection, exit codes; one module per subcommand.
 
+pub mod explain;
 pub mod flags;
 pub mod output;
 pub mod proxies;
 pub mod records;
+pub mod top;
 
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code (sysexits EX_USAGE): bad flags or arguments.
 pub const EXIT_USAGE: u8 = 64;
+/// Exit code (sysexits EX_NOINPUT): an input file cannot be read.
+pub const EXIT_NO_INPUT: u8 = 66;
 /// Exit code (sysexits EX_UNAVAILABLE): the collector cannot be reached.
 pub const EXIT_UNAVAILABLE: u8 = 69;
 
@@ -50,9 +54,13 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. `explain`, `top` and `observe` come next.
+/// The subcommands. `observe` comes next.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Explain why requests failed: causes, evidence, the Istio resource and the next commands.
+    Explain(explain::ExplainArgs),
+    /// Failure groups ranked by impact, with decoded flags.
+    Top(top::TopArgs),
     /// List stored decision records (failures and sampled successes), newest first.
     Records(records::RecordsArgs),
     /// List the proxies (filter VM instances) that report, with batch loss and drop counts.
@@ -132,6 +140,15 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("write output: {0}")]
     Output(#[from] std::io::Error),
+    /// An input file (`--input-file`) could not be read.
+    #[error("read {path}: {source}")]
+    Input {
+        /// The path given (`-` = stdin).
+        path: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CliError {
@@ -140,6 +157,7 @@ impl CliError {
         match self {
             Self::Usage(_) => EXIT_USAGE,
             Self::Unreachable { .. } => EXIT_UNAVAILABLE,
+            Self::Input { .. } => EXIT_NO_INPUT,
             Self::Rpc { .. } | Self::Output(_) => EXIT_FAILURE,
         }
     }
@@ -194,6 +212,8 @@ pub(crate) async fn connect(url: &str) -> Result<QueryClient<Channel>, CliError>
 /// Runs a parsed command line and returns the exit code; errors are printed as one line.
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
+        Command::Explain(args) => explain::run(&cli.collector, args).await,
+        Command::Top(args) => top::run(&cli.collector, args).await,
         Command::Records(args) => records::run(&cli.collector, args).await,
         Command::Proxies(args) => proxies::run(&cli.collector, args).await,
         Command::Flags(args) => flags::run(args),

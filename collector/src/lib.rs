@@ -4,6 +4,8 @@
 pub mod aggregator;
 pub mod cli;
 pub mod config;
+pub mod decode;
+pub mod explain;
 pub mod flags;
 pub mod ingest;
 pub mod logging;

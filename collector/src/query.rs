@@ -5,9 +5,13 @@ use meshwhy_proto::v1::query_server::Query;
 use tonic::{Request, Response, Status};
 
 use crate::aggregator::AggregatorHandle;
+use crate::explain::{Scope, wire};
 use crate::flags;
 use crate::status::ApiError;
-use crate::store::{CounterFilter, CounterTotal, ProxyReport, RecordFilter, StoredRecord};
+use crate::store::{
+    CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, ProxyReport, RecordFilter,
+    StoredRecord,
+};
 
 /// Records returned when a ListRecords request leaves `limit` at 0.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
@@ -45,6 +49,20 @@ pub fn record_filter(request: pb::ListRecordsRequest) -> (RecordFilter, usize) {
         request_id: non_empty(request.request_id),
     };
     (filter, limit)
+}
+
+/// The engine query for an Explain request: a request id wins over the window filters.
+pub fn explain_query(request: pb::ExplainRequest) -> ExplainQuery {
+    ExplainQuery {
+        scope: Scope {
+            namespace: non_empty(request.namespace),
+            workload: non_empty(request.workload),
+            service: non_empty(request.service),
+            since_unix_nanos: request.since_unix_nanos,
+        },
+        request_id: non_empty(request.request_id),
+        limit: usize::try_from(request.limit).unwrap_or(0),
+    }
 }
 
 fn stored_record(stored: StoredRecord) -> pb::StoredRecord {
@@ -128,6 +146,22 @@ impl Query for QueryService {
             proxies: reports.into_iter().map(proxy_status).collect(),
         }))
     }
+
+    async fn explain(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let query = explain_query(request.into_inner());
+        let answer = self
+            .aggregator
+            .explain(query)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(match &answer {
+            ExplainAnswer::Window(report) => wire::report(report),
+            ExplainAnswer::Request(report) => wire::request_report(report),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -166,5 +200,28 @@ mod tests {
                 request_id: Some("r1".into()),
             }
         );
+    }
+
+    #[test]
+    fn explain_request_fields() {
+        let query = explain_query(pb::ExplainRequest {
+            namespace: "shop".into(),
+            workload: String::new(),
+            service: "reviews".into(),
+            since_unix_nanos: 7,
+            request_id: String::new(),
+            limit: 3,
+        });
+        assert_eq!(query.scope.namespace.as_deref(), Some("shop"));
+        assert_eq!(query.scope.workload, None);
+        assert_eq!(query.scope.service.as_deref(), Some("reviews"));
+        assert_eq!(query.scope.since_unix_nanos, 7);
+        assert_eq!(query.request_id, None);
+        assert_eq!(query.limit, 3);
+        let one = explain_query(pb::ExplainRequest {
+            request_id: "r1".into(),
+            ..Default::default()
+        });
+        assert_eq!(one.request_id.as_deref(), Some("r1"));
     }
 }

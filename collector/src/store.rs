@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use meshwhy_proto::v1::{Counter, DecisionRecord, ProxyIdentity};
 
+use crate::explain::{self, Input, RecordRef, Report, RequestReport, Scope};
+
 pub use memory::MemoryStore;
 
 /// A validated Push batch, ready to store.
@@ -173,4 +175,58 @@ pub trait Store: Send + 'static {
 
     /// Size and eviction counts.
     fn stats(&self) -> StoreStats;
+
+    /// Runs the explain engine over the stored records. The default reads through
+    /// [`Store::list_records`] (a copy of the window, which a durable store materialises anyway)
+    /// and computes no share of traffic, since cumulative counters cannot be windowed; stores that
+    /// keep records in memory override it to group by reference and window their counters.
+    fn explain(&self, query: &ExplainQuery) -> Result<ExplainAnswer, StoreError> {
+        let filter = RecordFilter {
+            since_unix_nanos: (query.request_id.is_none() && query.scope.since_unix_nanos > 0)
+                .then_some(query.scope.since_unix_nanos),
+            request_id: query.request_id.clone(),
+            ..RecordFilter::default()
+        };
+        let page = self.list_records(&filter, usize::MAX)?;
+        let proxies = self.list_proxies()?;
+        let input = Input {
+            records: page
+                .records
+                .iter()
+                .map(|stored| RecordRef::new(&stored.proxy, &stored.record))
+                .collect(),
+            successes: Vec::new(),
+            proxies: proxies.iter().map(|report| &*report.proxy).collect(),
+            window_complete: false,
+        };
+        Ok(run_explain(&input, query))
+    }
+}
+
+/// What to explain: a window within a scope, or one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExplainQuery {
+    /// Filters and window start.
+    pub scope: Scope,
+    /// Explain this request id end to end instead of the window.
+    pub request_id: Option<String>,
+    /// At most this many findings; 0 = the engine default.
+    pub limit: usize,
+}
+
+/// The engine's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExplainAnswer {
+    /// Findings over a window.
+    Window(Report),
+    /// One request, hop by hop (boxed: it holds whole records).
+    Request(Box<RequestReport>),
+}
+
+/// Runs the engine in the mode `query` asks for.
+pub fn run_explain(input: &Input<'_>, query: &ExplainQuery) -> ExplainAnswer {
+    match &query.request_id {
+        Some(id) => ExplainAnswer::Request(Box::new(explain::explain_request(input, id))),
+        None => ExplainAnswer::Window(explain::explain(input, &query.scope, query.limit)),
+    }
 }

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod client;
 pub mod envoy;
+pub mod lab;
 pub mod paths;
 pub mod process;
 pub mod scenario;

@@ -7,9 +7,16 @@ use meshwhy_proto::v1::{Counter, ProxyIdentity};
 
 use super::sequence::SequenceWindow;
 use super::{
-    CounterFilter, CounterTotal, ProxyReport, PushBatch, PushOutcome, RecordFilter, RecordPage,
-    Store, StoreError, StoreStats, StoredRecord,
+    CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, ProxyReport, PushBatch, PushOutcome,
+    RecordFilter, RecordPage, Store, StoreError, StoreStats, StoredRecord, run_explain,
 };
+use crate::explain::{Hints, Input, RecordRef, TrafficCount, request_hash};
+
+/// Width of a counter time bucket: success counts are kept per minute of arrival so explain can
+/// window them like records.
+const BUCKET_NANOS: u64 = 60 * 1_000_000_000;
+/// Buckets kept per counter key (a day of minutes; idle minutes take no space).
+const MAX_BUCKETS: usize = 24 * 60;
 
 /// Keeps everything in memory: the embedded default until the durable store lands. Records are
 /// capped (oldest evicted first, evictions counted); counters and proxies are small.
@@ -17,9 +24,48 @@ use super::{
 pub struct MemoryStore {
     max_records: usize,
     records: VecDeque<StoredRecord>,
+    /// What explain reads of each record, computed at ingest while the record is hot in cache;
+    /// index-aligned with `records`, compact, so explain streams through it instead of touching
+    /// every record.
+    meta: VecDeque<RecordMeta>,
     evicted_records: u64,
+    /// Latest start time among evicted records: a window reaching back to it is incomplete.
+    evicted_until_unix_nanos: u64,
     proxies: HashMap<String, ProxyState>,
-    counters: BTreeMap<CounterKey, Counter>,
+    counters: BTreeMap<CounterKey, CounterState>,
+    /// End of the newest counter bucket dropped for age: windows reaching back to it lack counts.
+    buckets_dropped_until_unix_nanos: u64,
+}
+
+/// A record's explain hints and its sender (a copy of `StoredRecord::proxy`, kept beside the
+/// hints so building explain's input reads no record).
+#[derive(Debug)]
+struct RecordMeta {
+    hints: Hints,
+    proxy: Arc<ProxyIdentity>,
+}
+
+/// A counter key's total, its latest provenance, and its per-minute counts.
+#[derive(Debug, Default)]
+struct CounterState {
+    total: Counter,
+    /// (minute start, count), oldest first.
+    buckets: VecDeque<(u64, u64)>,
+}
+
+impl CounterState {
+    /// Successes counted in buckets that end after `since`.
+    fn since(&self, since_unix_nanos: u64) -> u64 {
+        if since_unix_nanos == 0 {
+            return self.total.count;
+        }
+        self.buckets
+            .iter()
+            .rev()
+            .take_while(|(start, _)| start.saturating_add(BUCKET_NANOS) > since_unix_nanos)
+            .map(|(_, count)| count)
+            .sum()
+    }
 }
 
 #[derive(Debug)]
@@ -51,13 +97,24 @@ impl MemoryStore {
         Self {
             max_records: max_records.max(1),
             records: VecDeque::new(),
+            meta: VecDeque::new(),
             evicted_records: 0,
+            evicted_until_unix_nanos: 0,
             proxies: HashMap::new(),
             counters: BTreeMap::new(),
+            buckets_dropped_until_unix_nanos: 0,
         }
     }
 
-    fn add_counters(&mut self, proxy: &ProxyIdentity, counters: Vec<Counter>) {
+    /// Whether every record and success count since `since` is still held.
+    fn complete_since(&self, since_unix_nanos: u64) -> bool {
+        let records = self.evicted_records == 0 || since_unix_nanos > self.evicted_until_unix_nanos;
+        let counters = self.buckets_dropped_until_unix_nanos == 0
+            || since_unix_nanos >= self.buckets_dropped_until_unix_nanos;
+        records && counters
+    }
+
+    fn add_counters(&mut self, proxy: &ProxyIdentity, counters: Vec<Counter>, now_unix_nanos: u64) {
         for counter in counters {
             let key = CounterKey {
                 namespace: proxy.namespace.clone(),
@@ -67,10 +124,23 @@ impl MemoryStore {
                 cluster: counter.cluster.clone(),
                 response_code: counter.response_code,
             };
-            let total = self.counters.entry(key).or_default();
-            let count = total.count.saturating_add(counter.count);
+            let state = self.counters.entry(key).or_default();
+            let delta = counter.count;
+            let count = state.total.count.saturating_add(delta);
             // The latest batch's provenance wins: a config push can change what a route came from.
-            *total = Counter { count, ..counter };
+            state.total = Counter { count, ..counter };
+            let minute = now_unix_nanos - now_unix_nanos % BUCKET_NANOS;
+            match state.buckets.back_mut() {
+                Some((start, count)) if *start == minute => *count = count.saturating_add(delta),
+                _ => state.buckets.push_back((minute, delta)),
+            }
+            if state.buckets.len() > MAX_BUCKETS
+                && let Some((start, _)) = state.buckets.pop_front()
+            {
+                self.buckets_dropped_until_unix_nanos = self
+                    .buckets_dropped_until_unix_nanos
+                    .max(start + BUCKET_NANOS);
+            }
         }
     }
 }
@@ -122,6 +192,10 @@ impl Store for MemoryStore {
         state.last_seen_unix_nanos = now_unix_nanos;
 
         for record in records {
+            self.meta.push_back(RecordMeta {
+                hints: Hints::of(&identity, &record),
+                proxy: Arc::clone(&identity),
+            });
             self.records.push_back(StoredRecord {
                 record,
                 proxy: Arc::clone(&identity),
@@ -129,10 +203,15 @@ impl Store for MemoryStore {
             });
         }
         while self.records.len() > self.max_records {
-            self.records.pop_front();
+            self.meta.pop_front();
+            if let Some(evicted) = self.records.pop_front() {
+                self.evicted_until_unix_nanos = self
+                    .evicted_until_unix_nanos
+                    .max(evicted.record.start_time_unix_nanos);
+            }
             self.evicted_records += 1;
         }
-        self.add_counters(&identity, counters);
+        self.add_counters(&identity, counters, now_unix_nanos);
         Ok(PushOutcome { duplicate: false })
     }
 
@@ -165,11 +244,11 @@ impl Store for MemoryStore {
             .filter(|(key, _)| {
                 wanted(&filter.namespace, &key.namespace) && wanted(&filter.workload, &key.workload)
             })
-            .map(|(key, counter)| CounterTotal {
+            .map(|(key, state)| CounterTotal {
                 pod: key.pod.clone(),
                 namespace: key.namespace.clone(),
                 workload: key.workload.clone(),
-                counter: counter.clone(),
+                counter: state.total.clone(),
             })
             .collect())
     }
@@ -205,6 +284,53 @@ impl Store for MemoryStore {
             evicted_records: self.evicted_records,
             proxies: self.proxies.len() as u64,
         }
+    }
+
+    /// Groups the held records by reference (nothing is cloned) and windows the counters.
+    fn explain(&self, query: &ExplainQuery) -> Result<ExplainAnswer, StoreError> {
+        let since = query.scope.since_unix_nanos;
+        let wanted = query.request_id.as_deref().map(|id| (id, request_hash(id)));
+        let records = self
+            .records
+            .iter()
+            .zip(&self.meta)
+            .filter(|(stored, meta)| match wanted {
+                // The hash first: only matching records are read.
+                Some((id, hash)) => meta.hints.request == hash && stored.record.request_id == id,
+                None => true,
+            });
+        let successes = self
+            .counters
+            .iter()
+            .filter_map(|(key, state)| {
+                let count = state.since(since);
+                (count > 0).then_some(TrafficCount {
+                    namespace: &key.namespace,
+                    workload: &key.workload,
+                    cluster: &key.cluster,
+                    virtual_host: &state.total.virtual_host,
+                    route_provenance: &state.total.route_provenance,
+                    count,
+                })
+            })
+            .collect();
+        let input = Input {
+            records: records
+                .map(|(stored, meta)| RecordRef {
+                    proxy: &meta.proxy,
+                    record: &stored.record,
+                    hints: meta.hints,
+                })
+                .collect(),
+            successes,
+            proxies: self
+                .proxies
+                .values()
+                .map(|state| &*state.identity)
+                .collect(),
+            window_complete: self.complete_since(since),
+        };
+        Ok(run_explain(&input, query))
     }
 }
 
@@ -436,5 +562,153 @@ mod tests {
             workload: None,
         };
         assert!(store.list_counters(&none).unwrap().is_empty());
+    }
+
+    fn explain_window(store: &MemoryStore, since: u64) -> crate::explain::Report {
+        let query = ExplainQuery {
+            scope: crate::explain::Scope {
+                since_unix_nanos: since,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match store.explain(&query).unwrap() {
+            ExplainAnswer::Window(report) => report,
+            ExplainAnswer::Request(_) => panic!("window expected"),
+        }
+    }
+
+    fn refused(id: &str, start: u64) -> DecisionRecord {
+        DecisionRecord {
+            response_code_details: "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}".into(),
+            ..record(id, 503, 1 << 5, start)
+        }
+    }
+
+    #[test]
+    fn explain_windows_counters_by_arrival_minute() {
+        let minute = 60 * 1_000_000_000;
+        let mut store = MemoryStore::new(100);
+        // Minute 0: 5 successes; minute 10: a failure and 5 more successes.
+        store.apply_push(batch("a", 1, vec![]), 0).unwrap();
+        store
+            .apply_push(batch("a", 2, vec![refused("r1", 10 * minute)]), 10 * minute)
+            .unwrap();
+        let mut failure = refused("r1", 10 * minute);
+        failure.cluster = "outbound|9080||reviews".into();
+        let all = explain_window(&store, 0);
+        assert_eq!(all.totals.successes, 10);
+        assert_eq!(all.totals.failures, 1);
+        assert!(all.totals.window_complete);
+        let recent = explain_window(&store, 5 * minute);
+        assert_eq!(recent.totals.successes, 5);
+        assert_eq!(
+            recent.findings[0].cause,
+            crate::explain::Cause::UpstreamConnectFailed
+        );
+    }
+
+    #[test]
+    fn explain_share_of_traffic_uses_the_windowed_counters() {
+        let mut store = MemoryStore::new(100);
+        let mut failure = refused("r1", 5);
+        failure.cluster = "outbound|9080||reviews".into();
+        store.apply_push(batch("a", 1, vec![failure]), 1).unwrap();
+        let report = explain_window(&store, 0);
+        // 5 successes counted under the same (workload, cluster) + 1 failure.
+        assert_eq!(
+            report.findings[0].evidence.share_of_traffic,
+            Some(1.0 / 6.0)
+        );
+    }
+
+    #[test]
+    fn explain_knows_when_evictions_cut_into_the_window() {
+        let mut store = MemoryStore::new(2);
+        let records = (0..4).map(|i| refused(&format!("r{i}"), 100 + i)).collect();
+        store.apply_push(batch("a", 1, records), 1).unwrap();
+        let report = explain_window(&store, 0);
+        assert!(!report.totals.window_complete);
+        assert_eq!(report.findings[0].evidence.share_of_traffic, None);
+        assert!(explain_window(&store, 102).totals.window_complete);
+    }
+
+    #[test]
+    fn explain_one_request() {
+        let mut store = MemoryStore::new(100);
+        store
+            .apply_push(batch("a", 1, vec![refused("r1", 1), refused("r2", 2)]), 1)
+            .unwrap();
+        let query = ExplainQuery {
+            request_id: Some("r2".into()),
+            ..Default::default()
+        };
+        let ExplainAnswer::Request(report) = store.explain(&query).unwrap() else {
+            panic!("request expected");
+        };
+        assert_eq!(report.hops.len(), 1);
+        assert_eq!(
+            report.hops[0].client.as_ref().unwrap().record.request_id,
+            "r2"
+        );
+        assert!(report.finding.is_some());
+    }
+
+    /// Scale check: explain over many stored records. Prints the time; run with
+    /// `MESHWHY_EXPLAIN_RECORDS=1000000 cargo test --release -p meshwhy-collector explain_at_scale -- --nocapture`
+    /// for the 1M-record budget (200 ms). No timing assertion: CI machines are too noisy.
+    #[test]
+    fn explain_at_scale() {
+        let count: usize = std::env::var("MESHWHY_EXPLAIN_RECORDS")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(20_000);
+        let mut store = MemoryStore::new(count);
+        let details = [
+            "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}",
+            "via_upstream",
+            "response_timeout",
+            "no_healthy_upstream",
+        ];
+        let flags = [(1 << 5) | (1 << 15), 0, 1 << 2, 1 << 1];
+        let mut sequence = 0;
+        for chunk in 0..count.div_ceil(1000) {
+            let records = (0..1000.min(count - chunk * 1000))
+                .map(|i| {
+                    let n = chunk * 1000 + i;
+                    let kind = n % 4;
+                    let mut record = record(
+                        &format!("{n:08x}-aaaa-bbbb-cccc-0123456789ab"),
+                        503,
+                        flags[kind],
+                        n as u64,
+                    );
+                    record.response_code_details = details[kind].into();
+                    record.cluster = format!("outbound|9080||svc{}.shop.svc.cluster.local", n % 7);
+                    record.authority = format!("svc{}:9080", n % 7);
+                    record.upstream_host = format!("10.0.{}.{}:9080", n % 7, n % 3);
+                    record.path = format!("/items/{}", n % 50);
+                    record.direction = if n % 10 == 9 {
+                        Direction::Inbound as i32
+                    } else {
+                        Direction::Outbound as i32
+                    };
+                    record
+                })
+                .collect();
+            sequence += 1;
+            let mut batch = batch(&format!("i{}", chunk % 16), sequence, records);
+            batch.proxy.pod = format!("pod-{}", chunk % 16);
+            store.apply_push(batch, 1).unwrap();
+        }
+        let started = std::time::Instant::now();
+        let report = explain_window(&store, 0);
+        let elapsed = started.elapsed();
+        println!(
+            "explain over {count} records: {elapsed:?}, {} groups",
+            report.totals.groups
+        );
+        assert_eq!(report.totals.records_scanned, count as u64);
+        assert!(report.totals.groups >= 4);
     }
 }

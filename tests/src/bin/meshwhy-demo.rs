@@ -1,13 +1,22 @@
-//! The demo (README command 1): starts the collector, a scripted upstream and a real Envoy with
-//! the meshwhy filter, drives one request per classic failure, then shows what meshwhy recorded
-//! using the real `meshwhy` CLI. Stops everything it started and exits 0.
+//! The demo (README command 1). Part 1, the pipeline: starts the collector, a scripted upstream
+//! and a real Envoy with the meshwhy filter, drives one request per classic failure, then shows
+//! what meshwhy recorded using the real `meshwhy` CLI. Part 2, the mesh lab: Istio-shaped
+//! sidecars (one Envoy per pod, mTLS between them) reproduce the classic Istio failures, one
+//! namespace each, then `meshwhy explain` explains the mesh. Stops everything it started and
+//! exits 0.
 
 use anyhow::{Context, Result, bail};
 use meshwhy_e2e::{
+    lab::scenarios::{self, Outcome},
     scenario::{CASES, Lab, LabOptions, query},
     wait,
 };
-use std::process::Command;
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -55,10 +64,7 @@ async fn main() -> Result<()> {
     })
     .await?;
 
-    let cli = std::env::current_exe()?
-        .parent()
-        .map(|dir| dir.join("meshwhy"))
-        .context("locate the meshwhy CLI")?;
+    let cli = cli_path()?;
     println!();
     println!("$ meshwhy records --collector {url}");
     let status = Command::new(&cli)
@@ -79,9 +85,162 @@ async fn main() -> Result<()> {
     let ok = query::counted(&url, "ok", meshwhy_e2e::scenario::UPSTREAM_CLUSTER, 200).await?;
     println!();
     println!("Successes are counted, not recorded: route ok → 200 counted {ok} time(s).");
-    println!("Done; stopping Envoy, the upstream and the collector.");
+    println!("Stopping Envoy, the upstream and the collector.");
     drop(lab);
+
+    mesh_lab(&cli).await?;
+    println!();
+    println!("Done; everything the demo started is stopped.");
     Ok(())
+}
+
+/// The `meshwhy` CLI, built next to this binary (`cargo build -p meshwhy-collector --bins`).
+fn cli_path() -> Result<PathBuf> {
+    std::env::current_exe()?
+        .parent()
+        .map(|dir| dir.join("meshwhy"))
+        .context("locate the meshwhy CLI")
+}
+
+/// Part 2: every lab scenario against one fresh collector, then `meshwhy explain`.
+async fn mesh_lab(cli: &Path) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let collector = meshwhy_collector::spawn(listener, Default::default())
+        .await
+        .context("start the mesh lab's collector")?;
+    let url = format!("http://{}", collector.addr);
+    println!();
+    println!("The mesh lab: Istio-shaped sidecars (one Envoy 1.40 per pod, SPIFFE mTLS between");
+    println!("them), each scenario in its own namespace, all reporting to {url}");
+    let started = Instant::now();
+    for info in scenarios::ALL {
+        print!(
+            "  {:>2}. {:<20} {:<11} {} … ",
+            info.number, info.key, info.namespace, info.title
+        );
+        std::io::stdout().flush()?;
+        let began = Instant::now();
+        let outcome = scenarios::run(info.key, collector.addr)
+            .await
+            .with_context(|| format!("scenario {}", info.key))?;
+        println!("{:.1} s", began.elapsed().as_secs_f64());
+        for line in summary(&outcome) {
+            println!("        {line}");
+        }
+    }
+    println!(
+        "  all scenarios ran in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    println!();
+    let explain = Command::new(cli)
+        .args(["explain", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    let args: Vec<&str> = if explain {
+        vec!["explain", "--limit", "30", "--collector", &url]
+    } else {
+        vec!["records", "--collector", &url]
+    };
+    println!("$ meshwhy {}", args.join(" "));
+    let status = Command::new(cli)
+        .args(&args)
+        .status()
+        .with_context(|| format!("run {}", cli.display()))?;
+    if !status.success() {
+        bail!("meshwhy {} failed: {status}", args[0]);
+    }
+    drop(collector);
+    Ok(())
+}
+
+/// One line per probe: what the app got and what each sidecar recorded; for the canary, the
+/// split per client replica from meshwhy's success counters.
+fn summary(outcome: &Outcome) -> Vec<String> {
+    let mut lines = Vec::new();
+    for probe in outcome.probes.iter().filter(|p| p.label != "served") {
+        let reply = match &probe.reply {
+            Ok(status) => format!("app got {status}"),
+            Err(error) => format!("app got no response ({error})"),
+        };
+        let succeeded = matches!(probe.reply, Ok(status) if status < 400);
+        let side = |records: &[meshwhy_proto::v1::StoredRecord]| -> String {
+            match records
+                .first()
+                .and_then(|r| r.record.as_ref().map(|x| (r, x)))
+            {
+                None if succeeded => "no failure recorded".to_owned(),
+                None => "nothing".to_owned(),
+                Some((_, record)) if record.sampled_success => {
+                    let tls_mode = if record.endpoint_tls_mode.is_empty() {
+                        "no tlsMode"
+                    } else {
+                        "tlsMode istio"
+                    };
+                    let tls = if record.upstream_tls_version.is_empty() {
+                        "plaintext"
+                    } else {
+                        "mTLS"
+                    };
+                    format!("sampled {} ({tls_mode}, {tls})", record.response_code)
+                }
+                Some((stored, record)) => {
+                    let flags = if stored.flag_names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", stored.flag_names.join(","))
+                    };
+                    let times = if records.len() > 1 {
+                        format!(" ×{}", records.len())
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{}{flags} {}{times}",
+                        record.response_code, record.response_code_details
+                    )
+                }
+            }
+        };
+        lines.push(format!(
+            "{:<13} {reply}; client sidecar: {}; server sidecar: {}",
+            probe.label,
+            side(&probe.hop.client),
+            side(&probe.hop.server)
+        ));
+    }
+    for line in &outcome.server_listener_log {
+        lines.push(format!(
+            "server listener log (invisible to an HTTP filter): {} {}",
+            line.flags, line.details
+        ));
+    }
+    for replica in &outcome.replicas {
+        let clusters: Vec<String> = replica
+            .by_cluster
+            .iter()
+            .map(|(cluster, count)| {
+                let subset = cluster.split('|').nth(2).unwrap_or("");
+                let subset = if subset.is_empty() {
+                    "no subset"
+                } else {
+                    subset
+                };
+                format!("{subset} {count}")
+            })
+            .collect();
+        lines.push(format!(
+            "{:<32} {:<5} route {:<15} {}",
+            replica.pod,
+            if replica.stale { "STALE" } else { "" },
+            replica.routes.join(","),
+            clusters.join(", ")
+        ));
+    }
+    lines
 }
 
 fn expectation(case: &meshwhy_e2e::scenario::Case) -> String {

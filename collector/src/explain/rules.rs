@@ -1,0 +1,314 @@
+//! The rule catalogue. Each rule lives in its own file, judges one [`Group`] and either claims it
+//! with a [`Diagnosis`] or passes. Rules run in the order of [`RULES`] and the first claim wins,
+//! so more specific readings come first (a TLS error before a plain connect failure, retries
+//! exhausted before the cause of its last attempt); `unknown` is last and always claims.
+
+mod app_returned_error;
+mod circuit_breaker_overflow;
+mod dns_failure;
+mod downstream_disconnect;
+mod ext_authz_denied;
+mod fault_injected;
+mod mtls_mismatch;
+mod no_cluster;
+mod no_filter_config;
+mod no_healthy_upstream;
+mod no_route;
+mod overload;
+mod protocol_error;
+mod rate_limited;
+mod rbac_denied;
+mod registry_only_blocked;
+mod retries_exhausted;
+mod stream_idle_timeout;
+mod unknown;
+mod upstream_connect_failed;
+mod upstream_connection_terminated;
+mod upstream_reset;
+mod upstream_timeout;
+mod wasm_plugin_failure;
+
+use meshwhy_proto::v1::Direction;
+
+use super::Cause;
+use super::finding::{Confidence, Resource};
+use super::group::{Context, Group};
+use crate::decode::IstioResource;
+
+/// What a rule says about a group it claims.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Diagnosis {
+    pub(crate) title: String,
+    pub(crate) confidence: Confidence,
+    pub(crate) resource: Option<Resource>,
+    pub(crate) next_commands: Vec<String>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) last_attempt: Option<Cause>,
+}
+
+impl Diagnosis {
+    pub(crate) fn new(title: impl Into<String>, confidence: Confidence) -> Self {
+        Self {
+            title: title.into(),
+            confidence,
+            resource: None,
+            next_commands: Vec::new(),
+            notes: Vec::new(),
+            last_attempt: None,
+        }
+    }
+
+    pub(crate) fn resource(mut self, resource: Option<Resource>) -> Self {
+        self.resource = resource;
+        self
+    }
+
+    pub(crate) fn commands(mut self, commands: super::commands::Commands) -> Self {
+        self.next_commands = commands.into_vec();
+        self
+    }
+
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+}
+
+/// One explain rule.
+pub(crate) trait Rule: Sync {
+    /// The cause this rule diagnoses.
+    fn cause(&self) -> Cause;
+    /// Claims the group, or passes (`None`).
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis>;
+}
+
+/// Every rule, most specific first; `unknown` last.
+pub(crate) static RULES: &[&dyn Rule] = &[
+    &wasm_plugin_failure::WasmPluginFailure,
+    &no_filter_config::NoFilterConfig,
+    &overload::Overload,
+    &fault_injected::FaultInjected,
+    &rate_limited::RateLimited,
+    &ext_authz_denied::ExtAuthzDenied,
+    &rbac_denied::RbacDenied,
+    &registry_only_blocked::RegistryOnlyBlocked,
+    &mtls_mismatch::MtlsMismatch,
+    &no_route::NoRoute,
+    &no_cluster::NoCluster,
+    &retries_exhausted::RetriesExhausted,
+    &circuit_breaker_overflow::CircuitBreakerOverflow,
+    &no_healthy_upstream::NoHealthyUpstream,
+    &dns_failure::DnsFailure,
+    &upstream_connect_failed::UpstreamConnectFailed,
+    &upstream_connection_terminated::UpstreamConnectionTerminated,
+    &upstream_timeout::UpstreamTimeout,
+    &protocol_error::ProtocolError,
+    &upstream_reset::UpstreamReset,
+    &stream_idle_timeout::StreamIdleTimeout,
+    &downstream_disconnect::DownstreamDisconnect,
+    &app_returned_error::AppReturnedError,
+    &unknown::Unknown,
+];
+
+/// The first rule that claims `group` (never fails: `unknown` claims everything).
+pub(crate) fn diagnose(group: &Group<'_>, context: &Context<'_>) -> (Cause, Diagnosis) {
+    diagnose_with(RULES, group, context)
+}
+
+fn diagnose_with(
+    rules: &[&dyn Rule],
+    group: &Group<'_>,
+    context: &Context<'_>,
+) -> (Cause, Diagnosis) {
+    for rule in rules {
+        if let Some(diagnosis) = rule.check(group, context) {
+            return (rule.cause(), diagnosis);
+        }
+    }
+    let fallback = unknown::Unknown;
+    let diagnosis = fallback
+        .check(group, context)
+        .unwrap_or_else(|| Diagnosis::new("unrecognised outcome", Confidence::Low));
+    (Cause::Unknown, diagnosis)
+}
+
+/// Response flag bits (`1 << bit`, see `crate::flags`).
+pub(crate) mod bits {
+    pub(crate) const UH: u64 = 1 << 1;
+    pub(crate) const UT: u64 = 1 << 2;
+    pub(crate) const LR: u64 = 1 << 3;
+    pub(crate) const UR: u64 = 1 << 4;
+    pub(crate) const UF: u64 = 1 << 5;
+    pub(crate) const UC: u64 = 1 << 6;
+    pub(crate) const UO: u64 = 1 << 7;
+    pub(crate) const NR: u64 = 1 << 8;
+    pub(crate) const DI: u64 = 1 << 9;
+    pub(crate) const FI: u64 = 1 << 10;
+    pub(crate) const RL: u64 = 1 << 11;
+    pub(crate) const UAEX: u64 = 1 << 12;
+    pub(crate) const RLSE: u64 = 1 << 13;
+    pub(crate) const DC: u64 = 1 << 14;
+    pub(crate) const URX: u64 = 1 << 15;
+    pub(crate) const SI: u64 = 1 << 16;
+    pub(crate) const IH: u64 = 1 << 17;
+    pub(crate) const DPE: u64 = 1 << 18;
+    pub(crate) const UMSDR: u64 = 1 << 19;
+    pub(crate) const RFCF: u64 = 1 << 20;
+    pub(crate) const NFCF: u64 = 1 << 21;
+    pub(crate) const DT: u64 = 1 << 22;
+    pub(crate) const UPE: u64 = 1 << 23;
+    pub(crate) const NC: u64 = 1 << 24;
+    pub(crate) const OM: u64 = 1 << 25;
+    pub(crate) const DF: u64 = 1 << 26;
+    pub(crate) const DO: u64 = 1 << 27;
+    pub(crate) const DR: u64 = 1 << 28;
+    pub(crate) const UDO: u64 = 1 << 29;
+    /// Flags that also appear on successes (a delay, a cached response).
+    pub(crate) const BENIGN: u64 = DI | RFCF;
+}
+
+/// Who saw what: `shop/productpage → reviews.shop.svc.cluster.local:9080` for outbound groups,
+/// `shop/reviews (inbound :9080)` for inbound ones.
+pub(crate) fn subject(group: &Group<'_>) -> String {
+    let source = if group.namespace.is_empty() && group.workload.is_empty() {
+        String::new()
+    } else {
+        format!("{}/{}", group.namespace, group.workload)
+    };
+    let destination = if group.destination.is_empty() {
+        group.record().virtual_host.clone()
+    } else {
+        group.destination.clone()
+    };
+    match (group.direction, source.is_empty()) {
+        (Direction::Inbound, false) => match &group.cluster {
+            crate::decode::ClusterName::Inbound { port } => format!("{source} (inbound :{port})"),
+            _ => format!("{source} (inbound {destination})"),
+        },
+        (_, false) if !destination.is_empty() => format!("{source} → {destination}"),
+        (_, false) => source,
+        (_, true) if destination.is_empty() => "requests".to_owned(),
+        (_, true) => destination,
+    }
+}
+
+/// `503`, or `no response` for code 0.
+pub(crate) fn code(group: &Group<'_>) -> String {
+    match group.record().response_code {
+        0 => "no response".to_owned(),
+        code => code.to_string(),
+    }
+}
+
+/// The flags of the group as short names, e.g. `UF,URX`; `-` for none.
+pub(crate) fn flag_names(flags: u64) -> String {
+    let names = crate::flags::names(flags);
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The resource a provenance path names, as a finding resource.
+pub(crate) fn resource_of(
+    resource: &IstioResource,
+    provenance: &str,
+    subset: &str,
+    hint: &str,
+) -> Resource {
+    let (kind, name) = match &resource.gateway_api {
+        Some(route) => ("HTTPRoute".to_owned(), route.name.clone()),
+        None => (resource.kind.name().to_owned(), resource.name.clone()),
+    };
+    Resource {
+        kind,
+        namespace: resource.namespace.clone(),
+        name,
+        subset: subset.to_owned(),
+        provenance: provenance.to_owned(),
+        hint: hint.to_owned(),
+    }
+}
+
+/// The DestinationRule behind the group's cluster, with its subset, or `hint` alone.
+pub(crate) fn destination_rule(group: &Group<'_>, hint: &str) -> Resource {
+    let record = group.record();
+    match &group.cluster_resource {
+        Some(resource) => resource_of(
+            resource,
+            &record.cluster_provenance,
+            &record.cluster_subset,
+            hint,
+        ),
+        None => Resource::hint(hint),
+    }
+}
+
+/// The VirtualService behind the group's route, or `hint` alone.
+pub(crate) fn virtual_service(group: &Group<'_>, hint: &str) -> Resource {
+    match &group.route_resource {
+        Some(resource) => resource_of(resource, &group.record().route_provenance, "", hint),
+        None => Resource::hint(hint),
+    }
+}
+
+/// `kubectl get <kind> <name> -n <ns> -o yaml` for a named resource.
+pub(crate) fn get_resource(resource: &Resource) -> Option<String> {
+    if resource.kind.is_empty() || resource.name.is_empty() {
+        return None;
+    }
+    // A generated VirtualService is edited through its HTTPRoute.
+    let kind = resource.kind.to_ascii_lowercase();
+    Some(super::commands::get_yaml(
+        &kind,
+        &resource.name,
+        &resource.namespace,
+    ))
+}
+
+/// The route configuration name for the group's vhost (`9080`, `inbound|9080||`), quoted when it
+/// contains `|`.
+pub(crate) fn route_config(group: &Group<'_>) -> Option<String> {
+    let from_cluster = || match group.cluster {
+        // Outbound route configurations are named by port; access logs carry no vhost.
+        crate::decode::ClusterName::Outbound { port, .. } => Some(port.to_string()),
+        crate::decode::ClusterName::Inbound { port } => Some(format!("inbound|{port}||")),
+        _ => None,
+    };
+    group
+        .vhost
+        .route_config()
+        .or_else(from_cluster)
+        .map(|name| {
+            if name.contains('|') {
+                format!("\"{name}\"")
+            } else {
+                name
+            }
+        })
+}
+
+/// The host part of the authority.
+pub(crate) fn authority_host<'a>(group: &Group<'a>) -> &'a str {
+    let authority = group.record().authority.as_str();
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cause_has_exactly_one_rule() {
+        let mut causes: Vec<Cause> = RULES.iter().map(|rule| rule.cause()).collect();
+        assert_eq!(causes.last(), Some(&Cause::Unknown), "unknown must be last");
+        causes.sort();
+        let mut all = Cause::ALL.to_vec();
+        all.sort();
+        assert_eq!(causes, all);
+    }
+}

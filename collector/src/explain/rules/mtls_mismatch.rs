@@ -1,0 +1,233 @@
+//! `mtls_mismatch`: the two sides of a hop disagree on mTLS. Three shapes:
+//! a TLS error on a connect failure (UF/UC; e.g. `WRONG_VERSION_NUMBER`: mTLS sent to a plaintext
+//! endpoint), `filter_chain_not_found` on a server (plaintext hit a STRICT listener; only an
+//! access log shows it), and plaintext from a client whose DestinationRule disables TLS towards
+//! an endpoint with a sidecar that then closes the connection (UC).
+
+use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use crate::decode::{DetailsKind, TransportFailure};
+use crate::explain::Cause;
+use crate::explain::commands::{self, Commands};
+use crate::explain::finding::{Confidence, Resource};
+use crate::explain::group::{Context, Group};
+
+pub(crate) struct MtlsMismatch;
+
+impl Rule for MtlsMismatch {
+    fn cause(&self) -> Cause {
+        Cause::MtlsMismatch
+    }
+
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
+        if group.details.kind == DetailsKind::FilterChainNotFound {
+            return Some(strict_listener(group));
+        }
+        let connect_failed = group.has_any(bits::UF | bits::UC)
+            || group.details.kind == DetailsKind::UpstreamResetBeforeResponse;
+        if !connect_failed {
+            return None;
+        }
+        if let Some(TransportFailure::Tls(tls)) = &group.transport {
+            return Some(handshake(
+                group,
+                context,
+                tls.reason.as_deref(),
+                tls.meaning(),
+            ));
+        }
+        plaintext_to_sidecar(group, context)
+    }
+}
+
+fn sidecar_endpoint(group: &Group<'_>) -> bool {
+    group.tls_modes.contains(&"istio")
+}
+
+fn next_commands(group: &Group<'_>, context: &Context<'_>, resource: &Resource) -> Commands {
+    let pod = commands::recorder(group);
+    let mut next = Commands::new();
+    next.push_opt(get_resource(resource));
+    let service = commands::service(group);
+    let service_namespace = service
+        .as_ref()
+        .and_then(|service| service.namespace.clone())
+        .unwrap_or_else(|| pod.namespace.clone());
+    next.push(commands::list(
+        "peerauthentication",
+        Some(&service_namespace),
+    ));
+    match commands::server(group, context) {
+        Some(server) => next.push(commands::describe_pod(&server)),
+        None => next.push(commands::endpoints(&pod, &group.record().cluster)),
+    };
+    next.push(commands::clusters(&pod, &group.cluster, ""));
+    next
+}
+
+fn handshake(
+    group: &Group<'_>,
+    context: &Context<'_>,
+    reason: Option<&str>,
+    meaning: Option<&str>,
+) -> Diagnosis {
+    let plaintext_peer = reason == Some("WRONG_VERSION_NUMBER");
+    let why = if plaintext_peer && sidecar_endpoint(group) {
+        "the endpoint is labelled as having a sidecar (tlsMode=istio) but its port answered plaintext: \
+         the port is excluded from interception, or the pod runs without its proxy"
+    } else if plaintext_peer {
+        "a DestinationRule sends (m)TLS to an endpoint without a sidecar, which answered plaintext"
+    } else {
+        "certificates or TLS settings of the two sides do not fit (DestinationRule tls mode, \
+         subjectAltNames, trust domain)"
+    };
+    let resource = destination_rule(group, why);
+    let confidence = if group.cluster_resource.is_some() || sidecar_endpoint(group) {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    };
+    let detail = match (reason, meaning) {
+        (Some(reason), Some(meaning)) => format!("{reason}: {meaning}"),
+        (Some(reason), None) => reason.to_owned(),
+        _ => "TLS error".to_owned(),
+    };
+    let next = next_commands(group, context, &resource);
+    Diagnosis::new(
+        format!(
+            "{}: the TLS handshake to the upstream failed ({detail}), so the sidecar answered {}",
+            subject(group),
+            code(group)
+        ),
+        confidence,
+    )
+    .resource(Some(resource))
+    .commands(next)
+}
+
+fn plaintext_to_sidecar(group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
+    let record = group.record();
+    let plaintext = record.upstream_tls_version.is_empty();
+    let terminated =
+        group.has(bits::UC) || group.details.reason.as_deref() == Some("connection_termination");
+    if !(terminated && plaintext && sidecar_endpoint(group) && group.cluster_resource.is_some()) {
+        return None;
+    }
+    let resource = destination_rule(
+        group,
+        "this DestinationRule's tls settings send plaintext to an endpoint with a sidecar; \
+         a STRICT PeerAuthentication there closes such connections",
+    );
+    let next = next_commands(group, context, &resource);
+    Some(
+        Diagnosis::new(
+            format!(
+                "{}: the sidecar sent plaintext to an endpoint with a sidecar, which closed the connection ({}): mTLS is likely STRICT there",
+                subject(group),
+                code(group)
+            ),
+            Confidence::Medium,
+        )
+        .resource(Some(resource))
+        .commands(next),
+    )
+}
+
+fn strict_listener(group: &Group<'_>) -> Diagnosis {
+    let pod = commands::recorder(group);
+    let mut next = Commands::new();
+    next.push(commands::list("peerauthentication", Some(&pod.namespace)))
+        .push(commands::list("peerauthentication", Some("istio-system")))
+        .push(commands::describe_pod(&pod))
+        .push(commands::listeners(&pod));
+    Diagnosis::new(
+        format!(
+            "{}: no listener filter chain matched a connection (filter_chain_not_found): typically a client without mTLS reaching a STRICT port",
+            subject(group)
+        ),
+        Confidence::Medium,
+    )
+    .resource(Some(Resource::hint(
+        "PeerAuthentication STRICT on this workload, and a client that sends plaintext (no sidecar, or a DestinationRule with tls DISABLE)",
+    )))
+    .commands(next)
+    .note("connection-level failures never reach an HTTP filter: only the sidecar's listener access log shows them")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::fixtures::*;
+    use crate::explain::testkit::*;
+
+    #[test]
+    fn table() {
+        // Envoy 1.40: TLS sent to a plaintext endpoint, the endpoint labelled with a sidecar.
+        let tls = check(
+            &MtlsMismatch,
+            client(),
+            outbound(503, "UF,URX", TLS_WRONG_VERSION),
+        )
+        .unwrap();
+        assert!(tls.title.contains("WRONG_VERSION_NUMBER"), "{}", tls.title);
+        assert_eq!(tls.confidence, Confidence::High);
+        assert!(
+            tls.resource
+                .as_ref()
+                .unwrap()
+                .hint
+                .contains("tlsMode=istio")
+        );
+        assert_eq!(
+            tls.next_commands[0],
+            "kubectl get peerauthentication -n shop"
+        );
+        assert_eq!(
+            tls.next_commands[1],
+            "istioctl x describe pod reviews-v1-5d8c -n shop"
+        );
+
+        // A DestinationRule forcing TLS towards an endpoint without a sidecar: the DR is named.
+        let mut forced = outbound(503, "UF", OLD_CONNECT_FAILURE);
+        forced.endpoint_tls_mode.clear();
+        forced.cluster_provenance = DR.into();
+        forced.cluster_subset = "v1".into();
+        forced.transport_failure_reason =
+            "TLS error: 268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER".into();
+        let named = check(&MtlsMismatch, client(), forced).unwrap();
+        let resource = named.resource.unwrap();
+        assert_eq!(
+            (
+                resource.kind.as_str(),
+                resource.namespace.as_str(),
+                resource.name.as_str(),
+                resource.subset.as_str()
+            ),
+            ("DestinationRule", "shop", "reviews", "v1")
+        );
+        assert!(resource.hint.contains("without a sidecar"));
+        assert_eq!(
+            named.next_commands[0],
+            "kubectl get destinationrule reviews -n shop -o yaml"
+        );
+
+        // Plaintext to a STRICT listener, as the client sees it, with a DR in play.
+        let mut plaintext = outbound(503, "UC", TERMINATED);
+        plaintext.cluster_provenance = DR.into();
+        let strict = check(&MtlsMismatch, client(), plaintext).unwrap();
+        assert_eq!(strict.confidence, Confidence::Medium);
+        // Without a DR (auto mTLS) a UC is no mTLS evidence.
+        assert!(check(&MtlsMismatch, client(), outbound(503, "UC", TERMINATED)).is_none());
+
+        // The server's listener access log line.
+        let listener = check(
+            &MtlsMismatch,
+            server(),
+            inbound(0, "NR", "filter_chain_not_found"),
+        )
+        .unwrap();
+        assert!(listener.title.contains("filter_chain_not_found"));
+
+        // A refused connect is not mTLS.
+        assert!(check(&MtlsMismatch, client(), outbound(503, "UF", REFUSED)).is_none());
+    }
+}

@@ -1,0 +1,102 @@
+//! `protocol_error`: a malformed response (UPE) or request (DPE, IH), or a codec error. In a mesh
+//! the usual reason is a port whose protocol is declared wrong (Service port name or
+//! appProtocol says http while the app speaks HTTP/2, gRPC or TLS).
+
+use super::{Diagnosis, Rule, bits, code, subject};
+use crate::decode::DetailsKind;
+use crate::explain::Cause;
+use crate::explain::commands::{self, Commands};
+use crate::explain::finding::{Confidence, Resource};
+use crate::explain::group::{Context, Group};
+
+pub(crate) struct ProtocolError;
+
+impl Rule for ProtocolError {
+    fn cause(&self) -> Cause {
+        Cause::ProtocolError
+    }
+
+    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+        let codec = group.details.kind == DetailsKind::ProtocolError
+            || group.details.reason.as_deref() == Some("protocol_error");
+        let side = if group.has(bits::UPE) || (codec && !group.has_any(bits::DPE | bits::IH)) {
+            "the upstream answered with a malformed response"
+        } else if group.has(bits::DPE) {
+            "the client sent a malformed request"
+        } else if group.has(bits::IH) {
+            "the request carried invalid x-envoy-* headers"
+        } else {
+            return None;
+        };
+        let pod = commands::recorder(group);
+        let service = commands::service(group);
+        let mut next = Commands::new();
+        next.push_opt(service.as_ref().and_then(commands::service_yaml))
+            .push(commands::describe_pod(&pod))
+            .push(commands::clusters(&pod, &group.cluster, ""));
+        let port_hint = match &service {
+            Some(service) if service.name.is_some() => format!(
+                "the protocol declared for {}'s port (port name http-/http2-/grpc-/tcp- or appProtocol) vs what the app speaks",
+                service.fqdn
+            ),
+            _ => "the declared port protocol (Service port name or appProtocol) vs what the app speaks".to_owned(),
+        };
+        Some(
+            Diagnosis::new(
+                format!(
+                    "{}: {side} ({}, {})",
+                    subject(group),
+                    code(group),
+                    super::flag_names(group.flags)
+                ),
+                Confidence::Medium,
+            )
+            .resource(Some(Resource::hint(port_hint)))
+            .commands(next),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::testkit::*;
+
+    #[test]
+    fn table() {
+        let upe = check(
+            &ProtocolError,
+            client(),
+            outbound(
+                502,
+                "UPE",
+                "upstream_reset_before_response_started{protocol_error}",
+            ),
+        )
+        .unwrap();
+        assert!(upe.title.contains("malformed response"), "{}", upe.title);
+        assert!(
+            upe.resource
+                .unwrap()
+                .hint
+                .contains("reviews.shop.svc.cluster.local's port")
+        );
+        assert_eq!(
+            upe.next_commands[0],
+            "kubectl get service reviews -n shop -o yaml"
+        );
+        // gRPC failures can log 200 with UPE.
+        assert!(check(&ProtocolError, client(), outbound(200, "UPE", "")).is_some());
+        assert!(
+            check(
+                &ProtocolError,
+                server(),
+                inbound(400, "DPE", "http1.codec_error")
+            )
+            .unwrap()
+            .title
+            .contains("malformed request")
+        );
+        assert!(check(&ProtocolError, client(), outbound(503, "", "via_upstream")).is_none());
+    }
+}
