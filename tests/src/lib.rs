@@ -3,6 +3,7 @@
 //! started (on drop, so also when a test fails).
 
 pub mod access_log;
+pub mod cli;
 pub mod client;
 pub mod envoy;
 pub mod lab;
