@@ -14,7 +14,10 @@
 //!    cluster, code, flags and details class ([`Group`]);
 //! 4. each group goes through the rules in `explain/rules/` (one per file, most specific first,
 //!    `unknown` last) and becomes a [`Finding`];
-//! 5. findings are ranked by impact: count, then recency.
+//! 5. rules that read traffic rather than failures add theirs: `sidecar_missing` from outbound
+//!    records (sampled successes included), `stale_config_suspected` and
+//!    `canary_split_mismatch` from the success counters per replica ([`replicas`]);
+//! 6. findings are ranked by impact: count, then recency.
 //!
 //! [`explain_request`] does the same for the records of one request id and reports every hop.
 //! The wire form is in [`wire`]; the CLI's JSON schema is documented in `cli::explain`.
@@ -28,6 +31,7 @@ mod hash;
 mod hop;
 mod input;
 mod join;
+mod replicas;
 mod rules;
 pub(crate) mod testkit;
 pub mod wire;
@@ -58,6 +62,7 @@ pub fn explain(input: &Input<'_>, scope: &Scope, limit: usize) -> Report {
         .iter()
         .map(|group| finding(group, &grouped.context, grouped.failures))
         .collect();
+    findings.extend(rules::traffic_findings(input, scope));
     rank(&mut findings);
     let groups = findings.len() as u64;
     findings.truncate(if limit == 0 { DEFAULT_LIMIT } else { limit });

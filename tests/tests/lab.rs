@@ -423,7 +423,7 @@ async fn s06_connection_pool_overflow_is_uo_on_the_client_sidecar() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s07_retries_exhausted_keep_the_underlying_app_error() -> anyhow::Result<()> {
-    let (_collector, outcome) = run("retries").await?;
+    let (collector, outcome) = run("retries").await?;
     let ns = "search";
     let probe = outcome.probe("flaky")?;
     assert_eq!(probe.reply, Ok(503));
@@ -446,12 +446,29 @@ async fn s07_retries_exhausted_keep_the_underlying_app_error() -> anyhow::Result
         );
         assert!(record.flag_names.is_empty());
     }
+
+    // The client's URX explains the hop (all three server records are its attempts): retries
+    // exhausted, the last attempt's cause kept, the VirtualService's retry policy named.
+    let retries = finding(&url(&collector), ns, "retries_exhausted").await?;
+    assert_eq!(retries.last_attempt_cause, "app_returned_error");
+    assert_eq!(recorded_by(&retries), Direction::Outbound);
+    assert_eq!(joined(&retries), 1);
+    assert_eq!(
+        resource(&retries),
+        named("VirtualService", ns, "search", "")
+    );
+    let all = causes(&url(&collector), ns).await?;
+    assert!(
+        all.iter().all(|f| f.cause != "app_returned_error"),
+        "{:#?}",
+        all.iter().map(|f| (&f.cause, &f.title)).collect::<Vec<_>>()
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s12_destination_without_sidecar_shows_in_sampled_successes() -> anyhow::Result<()> {
-    let (_collector, outcome) = run("sidecar_missing").await?;
+    let (collector, outcome) = run("sidecar_missing").await?;
     let ns = security::SIDECAR_MISSING_NS;
 
     let legacy = outcome.probe("to-legacy-db")?;
@@ -472,6 +489,29 @@ async fn s12_destination_without_sidecar_shows_in_sampled_successes() -> anyhow:
     assert_eq!(record.endpoint_tls_mode, "istio");
     assert_eq!(record.upstream_tls_version, "TLSv1.3");
     assert_eq!(record.upstream_peer_principal, spiffe_id(ns, "accounts"));
+
+    // explain names the plaintext destination, and only that one.
+    let legacy_cluster = cluster_name(80, "", &fqdn("legacy-db", ns));
+    assert_eq!(
+        legacy_cluster,
+        "outbound|80||legacy-db.legacy.svc.cluster.local"
+    );
+    let missing = finding(&url(&collector), ns, "sidecar_missing").await?;
+    assert_eq!(
+        missing.group.as_ref().map(|g| g.cluster.as_str()),
+        Some(legacy_cluster.as_str())
+    );
+    assert!(missing.title.contains(&legacy_cluster), "{}", missing.title);
+    assert!(
+        missing
+            .next_commands
+            .contains(&format!("kubectl get namespace {ns} --show-labels")),
+        "{:#?}",
+        missing.next_commands
+    );
+    let evidence = missing.evidence.as_ref().expect("evidence");
+    assert!(evidence.count >= 1);
+    assert!(!evidence.pods.is_empty());
     Ok(())
 }
 
@@ -531,7 +571,7 @@ async fn s02_mtls_mismatch_is_uc_on_the_client_and_invisible_on_the_server() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s01_canary_split_and_stale_replicas_show_in_the_counters() -> anyhow::Result<()> {
-    let (_collector, outcome) = run("canary").await?;
+    let (collector, outcome) = run("canary").await?;
     let ns = canary::NS;
     let host = fqdn("reviews", ns);
     let (v1, v2, unsubsetted) = (
@@ -566,5 +606,34 @@ async fn s01_canary_split_and_stale_replicas_show_in_the_counters() -> anyhow::R
             assert!((replica.share(&v1) + v2_share - 1.0).abs() < 1e-9);
         }
     }
+
+    // explain names the two stale replicas, where their routes came from, and their split.
+    let stale_pods: Vec<String> = stale.iter().map(|r| r.pod.clone()).collect();
+    let suspected = finding(&url(&collector), ns, "stale_config_suspected").await?;
+    let evidence = suspected.evidence.as_ref().expect("evidence");
+    assert_eq!(evidence.pods, stale_pods, "{}", suspected.title);
+    assert_eq!(
+        resource(&suspected),
+        named("VirtualService", ns, "reviews", "")
+    );
+    assert!(
+        suspected.title.contains("no VirtualService"),
+        "{}",
+        suspected.title
+    );
+    for command in [
+        format!("istioctl proxy-status {}.{ns}", stale_pods[0]),
+        format!("kubectl get networkpolicy -n {ns}"),
+    ] {
+        assert!(
+            suspected.next_commands.contains(&command),
+            "{command} not in {:#?}",
+            suspected.next_commands
+        );
+    }
+    let split = finding(&url(&collector), ns, "canary_split_mismatch").await?;
+    let evidence = split.evidence.as_ref().expect("evidence");
+    assert_eq!(evidence.pods, stale_pods, "{}", split.title);
+    assert!(split.title.contains("v2 0.0 %"), "{}", split.title);
     Ok(())
 }

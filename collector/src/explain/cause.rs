@@ -66,6 +66,9 @@ causes! {
     WasmPluginFailure => "wasm_plugin_failure": "a wasm plugin failed and its fail-closed policy rejected the request (`wasm_fail_stream`)",
     Overload => "overload": "the overload manager or drop_overload shed the request (OM/DO/UDO)",
     DnsFailure => "dns_failure": "DNS resolution of the upstream failed (DF)",
+    SidecarMissing => "sidecar_missing": "the destination's endpoints carry no `tlsMode: istio`: its pods run without a sidecar, so the traffic is plaintext and outside mTLS and server-side policy",
+    StaleConfigSuspected => "stale_config_suspected": "some replicas of a workload route differently from the rest (another or no VirtualService): their xDS config looks stale",
+    CanarySplitMismatch => "canary_split_mismatch": "a replica's observed traffic split across subsets differs from the intended one beyond sampling noise",
     Unknown => "unknown": "no rule recognised this outcome; the raw evidence is kept",
 }
 
@@ -93,7 +96,7 @@ mod tests {
             assert!(seen.insert(cause.id()), "{cause} twice");
             assert!(!cause.summary().is_empty());
         }
-        assert_eq!(Cause::ALL.len(), 24);
+        assert_eq!(Cause::ALL.len(), 27);
         assert_eq!(Cause::from_id("nope"), None);
     }
 
@@ -127,6 +130,9 @@ mod tests {
                 "wasm_plugin_failure",
                 "overload",
                 "dns_failure",
+                "sidecar_missing",
+                "stale_config_suspected",
+                "canary_split_mismatch",
                 "unknown",
             ]
         );

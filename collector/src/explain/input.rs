@@ -107,15 +107,23 @@ pub fn request_hash(id: &str) -> u64 {
         .max(1)
 }
 
-/// Successful requests counted in the window for one (proxy workload, route, cluster) key.
-#[derive(Debug, Clone, Copy)]
+/// Successful requests counted in the window for one (proxy pod, route, cluster) key.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct TrafficCount<'a> {
     /// Counting proxy's namespace.
     pub namespace: &'a str,
     /// Counting proxy's workload.
     pub workload: &'a str,
+    /// Counting proxy's pod (empty when unknown).
+    pub pod: &'a str,
+    /// Route entry name of the counter key.
+    pub route_name: &'a str,
     /// Cluster of the counter key.
     pub cluster: &'a str,
+    /// DestinationRule subset of the cluster.
+    pub subset: &'a str,
+    /// HTTP status of the counter key.
+    pub response_code: u32,
     /// Virtual host of the counter key.
     pub virtual_host: &'a str,
     /// Route provenance of the counter key.

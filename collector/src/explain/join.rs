@@ -2,12 +2,14 @@
 //! of the same request id are one hop. Of the two, one record explains the hop (the primary): the
 //! server's when the client only forwarded what the upstream said (`via_upstream`), else the
 //! client's (a timeout, a refused connect: the server side then shows only the consequence,
-//! e.g. DC).
+//! e.g. DC). A client record with URX (retries exhausted) always explains its hop, and every
+//! attempt the server sidecars recorded under the same request id is secondary to it.
 
 use meshwhy_proto::v1::{Direction, ProxyIdentity};
 
 use super::hash::FxHashMap;
 use super::input::{Hints, RecordRef};
+use super::rules::bits::URX;
 use crate::decode::node::address_ip;
 
 /// No partner.
@@ -137,10 +139,28 @@ pub(crate) fn pair(records: &[RecordRef<'_>], items: &[u32]) -> Pairs {
         pairs.partner[item] = best;
         pairs.partner[best as usize] = item as u32;
         pairs.joined += 1;
-        if client.record.response_code_details == "via_upstream" {
+        let retries_exhausted = client.record.response_flags & URX != 0;
+        if client.record.response_code_details == "via_upstream" && !retries_exhausted {
             pairs.secondary[item] = true;
         } else {
             pairs.secondary[best as usize] = true;
+        }
+        if retries_exhausted {
+            // Every attempt reached a server sidecar with the same request id: the client's
+            // URX explains them all (the last attempt's cause comes from the client record).
+            let mut candidate = first;
+            while candidate != NONE {
+                let index = candidate as usize;
+                let server = at(index);
+                if pairs.partner[index] == NONE
+                    && server.record.request_id == id
+                    && !same_pod(client.proxy, server.proxy)
+                    && addresses_match(client, server) != Some(false)
+                {
+                    pairs.secondary[index] = true;
+                }
+                candidate = next[index];
+            }
         }
     }
     pairs

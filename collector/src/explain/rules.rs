@@ -4,6 +4,7 @@
 //! exhausted before the cause of its last attempt); `unknown` is last and always claims.
 
 mod app_returned_error;
+mod canary_split_mismatch;
 mod circuit_breaker_overflow;
 mod dns_failure;
 mod downstream_disconnect;
@@ -20,6 +21,8 @@ mod rate_limited;
 mod rbac_denied;
 mod registry_only_blocked;
 mod retries_exhausted;
+mod sidecar_missing;
+mod stale_config_suspected;
 mod stream_idle_timeout;
 mod unknown;
 mod upstream_connect_failed;
@@ -109,6 +112,20 @@ pub(crate) static RULES: &[&dyn Rule] = &[
     &app_returned_error::AppReturnedError,
     &unknown::Unknown,
 ];
+
+/// Findings of the rules that read traffic (outbound records including sampled successes, and
+/// success counters) instead of judging failure groups.
+pub(crate) fn traffic_findings(
+    input: &super::input::Input<'_>,
+    scope: &super::input::Scope,
+) -> Vec<super::Finding> {
+    let mut findings = sidecar_missing::findings(input, scope);
+    for destination in super::replicas::destinations(input, scope) {
+        findings.extend(stale_config_suspected::finding(&destination));
+        findings.extend(canary_split_mismatch::finding(&destination));
+    }
+    findings
+}
 
 /// The first rule that claims `group` (never fails: `unknown` claims everything).
 pub(crate) fn diagnose(group: &Group<'_>, context: &Context<'_>) -> (Cause, Diagnosis) {
@@ -302,10 +319,18 @@ pub(crate) fn authority_host<'a>(group: &Group<'a>) -> &'a str {
 mod tests {
     use super::*;
 
+    /// Causes found from traffic (sampled successes, counters) rather than failure groups.
+    const TRAFFIC_CAUSES: &[Cause] = &[
+        Cause::SidecarMissing,
+        Cause::StaleConfigSuspected,
+        Cause::CanarySplitMismatch,
+    ];
+
     #[test]
     fn every_cause_has_exactly_one_rule() {
         let mut causes: Vec<Cause> = RULES.iter().map(|rule| rule.cause()).collect();
         assert_eq!(causes.last(), Some(&Cause::Unknown), "unknown must be last");
+        causes.extend_from_slice(TRAFFIC_CAUSES);
         causes.sort();
         let mut all = Cause::ALL.to_vec();
         all.sort();

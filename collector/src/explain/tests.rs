@@ -318,6 +318,7 @@ fn share_of_traffic_counts_successes_from_counters_and_samples() {
         virtual_host: "reviews.shop.svc.cluster.local:9080",
         route_provenance: "",
         count: 8,
+        ..TrafficCount::default()
     }];
     let report = explain(&input, &Scope::default(), 10);
     assert_eq!(report.findings.len(), 1);
@@ -494,4 +495,63 @@ fn failure_classification_matches_the_default_capture_set() {
     let mut grpc = outbound(200, "", VIA_UPSTREAM);
     grpc.grpc_status = Some(14);
     assert!(is_failure(&grpc));
+}
+
+#[test]
+fn retries_exhausted_on_the_client_explain_every_attempt_the_server_recorded() {
+    // VirtualService retries 2 on 5xx; the app answers 503 each time: the client sidecar
+    // records one URX record, the server sidecar one record per attempt, all one request id.
+    let mut client_record = outbound(503, "URX", VIA_UPSTREAM);
+    client_record.attempt_count = 3;
+    client_record.route_name = "reviews-retries".into();
+    client_record.route_provenance = VS.into();
+    let mut records = vec![(client(), client_record)];
+    for attempt in 0..3 {
+        let mut record = inbound(503, "", VIA_UPSTREAM);
+        record.start_time_unix_nanos += attempt * 1_000;
+        records.push((server(), record));
+    }
+    let report = explain_records(&records);
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(finding.cause, Cause::RetriesExhausted);
+    assert_eq!(finding.last_attempt, Some(Cause::AppReturnedError));
+    assert_eq!(finding.group.direction, Direction::Outbound);
+    assert_eq!(report.totals.failures, 1);
+    let resource = finding.resource.as_ref().unwrap();
+    assert_eq!(
+        (resource.kind.as_str(), resource.name.as_str()),
+        ("VirtualService", "reviews")
+    );
+    assert_eq!(finding.evidence.hop.as_ref().unwrap().joined, 1);
+
+    // One request: the client's record decides.
+    let refs: Vec<RecordRef<'_>> = records
+        .iter()
+        .map(|(proxy, record)| RecordRef::new(proxy, record))
+        .collect();
+    let proxies = [client(), server()];
+    let request = explain_request(
+        &Input {
+            records: refs,
+            successes: Vec::new(),
+            proxies: proxies.iter().collect(),
+            window_complete: true,
+        },
+        "req-1",
+    );
+    assert_eq!(
+        request.finding.map(|f| f.cause),
+        Some(Cause::RetriesExhausted)
+    );
+
+    // Without URX the server's record still explains a passed-on 503.
+    let plain = [
+        (client(), outbound(503, "", VIA_UPSTREAM)),
+        (server(), inbound(503, "", VIA_UPSTREAM)),
+    ];
+    assert_eq!(
+        explain_records(&plain).findings[0].cause,
+        Cause::AppReturnedError
+    );
 }

@@ -307,7 +307,11 @@ impl Store for MemoryStore {
                 (count > 0).then_some(TrafficCount {
                     namespace: &key.namespace,
                     workload: &key.workload,
+                    pod: &key.pod,
+                    route_name: &key.route_name,
                     cluster: &key.cluster,
+                    subset: &state.total.cluster_subset,
+                    response_code: key.response_code,
                     virtual_host: &state.total.virtual_host,
                     route_provenance: &state.total.route_provenance,
                     count,

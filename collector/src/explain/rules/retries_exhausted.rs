@@ -1,7 +1,7 @@
 //! `retries_exhausted`: URX — every attempt failed. The finding names what the last attempt ran
 //! into by judging the group as if URX were not set (UF+URX → "last attempt: connect failed").
 
-use super::{Diagnosis, RULES, Rule, bits, diagnose_with, route_config, subject};
+use super::{Diagnosis, RULES, Rule, bits, diagnose_with, route_config, subject, virtual_service};
 use crate::explain::Cause;
 use crate::explain::commands::{self, Commands};
 use crate::explain::group::{Context, Group};
@@ -64,7 +64,23 @@ impl Rule for RetriesExhausted {
             ),
             inner.confidence,
         )
-        .resource(inner.resource)
+        .resource(match inner.resource {
+            // The retry policy lives in the route's VirtualService: name it when the last
+            // attempt's cause names no resource of its own (e.g. the app answered 503).
+            Some(resource) if !resource.kind.is_empty() => Some(resource),
+            other => match &group.route_resource {
+                Some(_) => {
+                    let hint = match other.map(|r| r.hint).filter(|h| !h.is_empty()) {
+                        Some(last) => format!(
+                            "its retry policy (retries, retryOn) retried and gave up; the last attempt points at {last}"
+                        ),
+                        None => "its retry policy (retries, retryOn) retried and gave up".to_owned(),
+                    };
+                    Some(virtual_service(group, &hint))
+                }
+                None => other,
+            },
+        })
         .commands(next);
         diagnosis.notes = inner.notes;
         diagnosis.last_attempt = Some(cause);
@@ -136,6 +152,21 @@ mod tests {
                     .any(|c| c.contains("proxy-config routes"))
             );
         }
+        // retryOn 5xx through a VirtualService and the app keeps answering 503: the
+        // VirtualService (its retry policy) is the resource.
+        let mut record = outbound(503, "URX", VIA_UPSTREAM);
+        record.route_provenance = VS.into();
+        let diagnosis = check(&RetriesExhausted, client(), record).unwrap();
+        assert_eq!(diagnosis.last_attempt, Some(Cause::AppReturnedError));
+        let resource = diagnosis.resource.unwrap();
+        assert_eq!(
+            (
+                resource.kind.as_str(),
+                resource.namespace.as_str(),
+                resource.name.as_str()
+            ),
+            ("VirtualService", "shop", "reviews")
+        );
         let diagnosis = check(
             &RetriesExhausted,
             client(),
