@@ -8,14 +8,72 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::CollectorConfig;
 use crate::store::{
     CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, ProxyReport, PushBatch, PushOutcome,
-    RecordFilter, RecordPage, Store, StoreError,
+    RecordFilter, RecordPage, Store, StoreError, StoredRecord,
 };
+
+/// Newly stored records a follower may fall behind by before it is cut off (with a notice):
+/// ingest never waits for a follower.
+pub const OBSERVE_BUFFER: usize = 4096;
+
+/// A newly stored record as published to followers.
+pub type Published = Arc<StoredRecord>;
+
+/// Which records an observer wants: the store filter plus what the store cannot index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObserveFilter {
+    /// Namespace, code, flags, window start (and the sending workload, see `outbound_only`).
+    pub records: RecordFilter,
+    /// Only outbound records (set with a source workload: the client sidecar's view).
+    pub outbound_only: bool,
+    /// Only records whose authority or outbound cluster host contains this text.
+    pub to_service: Option<String>,
+}
+
+impl ObserveFilter {
+    /// Whether `stored` passes.
+    pub fn matches(&self, stored: &StoredRecord) -> bool {
+        let record = &stored.record;
+        self.records.matches(&stored.proxy, record)
+            && (!self.outbound_only
+                || record.direction == meshwhy_proto::v1::Direction::Outbound as i32)
+            && self.to_service.as_deref().is_none_or(|service| {
+                record.authority.contains(service)
+                    || cluster_host(&record.cluster).is_some_and(|host| host.contains(service))
+            })
+    }
+
+    /// Whether the store filter alone decides (so a store page of `limit` is exact).
+    fn store_decides(&self) -> bool {
+        !self.outbound_only && self.to_service.is_none()
+    }
+}
+
+/// The host of an `outbound|port|subset|host` cluster name.
+fn cluster_host(cluster: &str) -> Option<&str> {
+    let mut parts = cluster.split('|');
+    (parts.next() == Some("outbound"))
+        .then(|| parts.nth(2))
+        .flatten()
+        .filter(|host| !host.is_empty())
+}
+
+/// The answer to an observe request: the backlog and, when following, the live feed, taken at
+/// the same instant so nothing is missed or sent twice between them.
+#[derive(Debug)]
+pub struct Observation {
+    /// Matching stored records, oldest first (the newest `limit`).
+    pub backlog: Vec<StoredRecord>,
+    /// Matching records older than the backlog that were left out.
+    pub truncated: u64,
+    /// Every record stored after the backlog was read (unfiltered); `None` unless following.
+    pub live: Option<broadcast::Receiver<Published>>,
+}
 
 /// Wall-clock time in nanoseconds since the Unix epoch; injectable so tests control it.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -72,6 +130,12 @@ enum QueryCommand {
         query: ExplainQuery,
         reply: Reply<ExplainAnswer>,
     },
+    Observe {
+        filter: ObserveFilter,
+        limit: usize,
+        follow: bool,
+        reply: Reply<Observation>,
+    },
 }
 
 /// How handlers reach the aggregator; cheap to clone.
@@ -112,6 +176,7 @@ impl std::fmt::Debug for QueryCommand {
             Self::Counters { .. } => "QueryCommand::Counters",
             Self::Proxies { .. } => "QueryCommand::Proxies",
             Self::Explain { .. } => "QueryCommand::Explain",
+            Self::Observe { .. } => "QueryCommand::Observe",
         })
     }
 }
@@ -125,7 +190,8 @@ pub fn spawn<S: Store>(
     let (pushes, push_rx) = mpsc::channel(config.queue_capacity.max(1));
     let (queries, query_rx) = mpsc::channel(config.query_queue_capacity.max(1));
     let (stop, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(run(store, push_rx, query_rx, stop_rx, clock));
+    let (published, _) = broadcast::channel(OBSERVE_BUFFER);
+    let task = tokio::spawn(run(store, push_rx, query_rx, stop_rx, clock, published));
     (
         AggregatorHandle { pushes, queries },
         AggregatorTask { stop, task },
@@ -138,6 +204,7 @@ async fn run<S: Store>(
     mut queries: mpsc::Receiver<QueryCommand>,
     mut stop: oneshot::Receiver<()>,
     clock: Clock,
+    published: broadcast::Sender<Published>,
 ) {
     let mut evicted = 0;
     loop {
@@ -145,9 +212,25 @@ async fn run<S: Store>(
             // Queries first: a flood of pushes must not starve someone debugging an outage.
             biased;
             _ = &mut stop => break,
-            Some(query) = queries.recv() => answer(&store, query),
+            Some(query) = queries.recv() => answer(&store, query, &published),
             Some(PushCommand { batch, reply }) = pushes.recv() => {
-                let outcome = store.apply_push(batch, clock());
+                // Copies only while someone follows.
+                let copy = (published.receiver_count() > 0)
+                    .then(|| (Arc::new(batch.proxy.clone()), batch.records.clone()));
+                let now = clock();
+                let outcome = store.apply_push(batch, now);
+                if let (Ok(PushOutcome { duplicate: false }), Some((proxy, records))) =
+                    (&outcome, copy)
+                {
+                    for record in records {
+                        // Never blocks; no follower left is fine.
+                        let _ = published.send(Arc::new(StoredRecord {
+                            record,
+                            proxy: Arc::clone(&proxy),
+                            received_unix_nanos: now,
+                        }));
+                    }
+                }
                 // The handler may have given up (client deadline); the batch is stored anyway
                 // and a retry is answered as a duplicate.
                 let _ = reply.send(outcome);
@@ -166,7 +249,7 @@ async fn run<S: Store>(
     tracing::debug!("aggregator stopped");
 }
 
-fn answer<S: Store>(store: &S, query: QueryCommand) {
+fn answer<S: Store>(store: &S, query: QueryCommand, published: &broadcast::Sender<Published>) {
     // A dropped receiver means the client went away; nothing to do.
     match query {
         QueryCommand::Records {
@@ -188,7 +271,46 @@ fn answer<S: Store>(store: &S, query: QueryCommand) {
         QueryCommand::Explain { query, reply } => {
             let _ = reply.send(store.explain(&query));
         }
+        // Backlog and subscription in one turn of the owner: no push lands between them.
+        QueryCommand::Observe {
+            filter,
+            limit,
+            follow,
+            reply,
+        } => {
+            let _ = reply.send(observe(store, &filter, limit).map(|(backlog, truncated)| {
+                Observation {
+                    backlog,
+                    truncated,
+                    live: follow.then(|| published.subscribe()),
+                }
+            }));
+        }
     }
+}
+
+/// The newest `limit` matching records, oldest first, and how many more matched.
+fn observe<S: Store>(
+    store: &S,
+    filter: &ObserveFilter,
+    limit: usize,
+) -> Result<(Vec<StoredRecord>, u64), StoreError> {
+    if filter.store_decides() {
+        let page = store.list_records(&filter.records, limit)?;
+        let mut backlog = page.records;
+        backlog.reverse();
+        return Ok((backlog, page.truncated));
+    }
+    let page = store.list_records(&filter.records, usize::MAX)?;
+    let mut matching: Vec<StoredRecord> = page
+        .records
+        .into_iter()
+        .filter(|stored| filter.matches(stored))
+        .collect();
+    let truncated = matching.len().saturating_sub(limit);
+    matching.truncate(limit);
+    matching.reverse();
+    Ok((matching, truncated as u64))
 }
 
 impl AggregatorHandle {
@@ -238,6 +360,23 @@ impl AggregatorHandle {
     pub async fn explain(&self, query: ExplainQuery) -> Result<ExplainAnswer, AggregatorError> {
         self.query(|reply| QueryCommand::Explain { query, reply })
             .await
+    }
+
+    /// The backlog of matching records (oldest first, at most `limit`) and, with `follow`, a
+    /// subscription to every record stored afterwards.
+    pub async fn observe(
+        &self,
+        filter: ObserveFilter,
+        limit: usize,
+        follow: bool,
+    ) -> Result<Observation, AggregatorError> {
+        self.query(|reply| QueryCommand::Observe {
+            filter,
+            limit,
+            follow,
+            reply,
+        })
+        .await
     }
 
     async fn query<T>(
@@ -304,6 +443,63 @@ mod tests {
             handle.push(batch(2)).await,
             Err(AggregatorError::Stopped)
         ));
+    }
+
+    #[test]
+    fn observe_filter_reads_the_outbound_cluster_host() {
+        assert_eq!(
+            cluster_host("outbound|9080|v1|reviews.shop.svc.cluster.local"),
+            Some("reviews.shop.svc.cluster.local")
+        );
+        assert_eq!(cluster_host("inbound|9080||"), None);
+        assert_eq!(cluster_host("PassthroughCluster"), None);
+        let filter = ObserveFilter {
+            to_service: Some("reviews.shop".into()),
+            outbound_only: true,
+            ..Default::default()
+        };
+        let mut stored = StoredRecord {
+            record: meshwhy_proto::v1::DecisionRecord {
+                direction: meshwhy_proto::v1::Direction::Outbound as i32,
+                authority: "reviews:9080".into(),
+                cluster: "outbound|9080||reviews.shop.svc.cluster.local".into(),
+                ..Default::default()
+            },
+            proxy: Arc::new(ProxyIdentity::default()),
+            received_unix_nanos: 0,
+        };
+        assert!(filter.matches(&stored));
+        stored.record.direction = meshwhy_proto::v1::Direction::Inbound as i32;
+        assert!(!filter.matches(&stored));
+    }
+
+    #[tokio::test]
+    async fn observe_subscribes_with_the_backlog_and_skips_duplicates() {
+        let (handle, task) = spawn(
+            MemoryStore::new(10),
+            &CollectorConfig::default(),
+            fixed_clock(),
+        );
+        handle.push(batch(1)).await.unwrap();
+        let quiet = handle
+            .observe(ObserveFilter::default(), 10, false)
+            .await
+            .unwrap();
+        assert_eq!(quiet.backlog.len(), 1);
+        assert!(quiet.live.is_none());
+        let mut following = handle
+            .observe(ObserveFilter::default(), 10, true)
+            .await
+            .unwrap();
+        assert_eq!(following.backlog.len(), 1);
+        let mut live = following.live.take().unwrap();
+        handle.push(batch(1)).await.unwrap();
+        handle.push(batch(2)).await.unwrap();
+        let published = live.recv().await.unwrap();
+        assert_eq!(published.received_unix_nanos, 42);
+        assert_eq!(published.proxy.instance_id, "a");
+        assert!(live.try_recv().is_err(), "the duplicate was not published");
+        task.stop().await.unwrap();
     }
 
     #[tokio::test]

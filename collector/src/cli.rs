@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod flags;
+pub mod observe;
 pub mod output;
 pub mod proxies;
 pub mod records;
@@ -54,7 +55,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands. `observe` comes next.
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Explain why requests failed: causes, evidence, the Istio resource and the next commands.
@@ -63,6 +64,8 @@ pub enum Command {
     Top(top::TopArgs),
     /// List stored decision records (failures and sampled successes), newest first.
     Records(records::RecordsArgs),
+    /// Watch records Hubble-style: the recent ones, then (-f) each new one as it is stored.
+    Observe(observe::ObserveArgs),
     /// List the proxies (filter VM instances) that report, with batch loss and drop counts.
     Proxies(proxies::ProxiesArgs),
     /// Print Envoy's response flags and what each one means.
@@ -215,6 +218,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Explain(args) => explain::run(&cli.collector, args).await,
         Command::Top(args) => top::run(&cli.collector, args).await,
         Command::Records(args) => records::run(&cli.collector, args).await,
+        Command::Observe(args) => observe::run(&cli.collector, args).await,
         Command::Proxies(args) => proxies::run(&cli.collector, args).await,
         Command::Flags(args) => flags::run(args),
     };

@@ -83,7 +83,13 @@ pub async fn run_with_store<S: Store>(
         config.max_batch_records,
     ))
     .max_decoding_message_size(config.max_message_bytes);
-    let query = QueryServer::new(QueryService::new(aggregator));
+    // Followed Observe streams never end on their own: tell them when shutdown starts.
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing_tx.send(true);
+    };
+    let query = QueryServer::new(QueryService::new(aggregator).closing_on(closing));
 
     tracing::info!("meshwhy-collector listening on {addr}");
     let served = tonic::transport::Server::builder()

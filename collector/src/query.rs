@@ -1,10 +1,16 @@
 //! The `meshwhy.v1.Query` service: records, counters and proxies, read through the aggregator.
 
+use std::pin::Pin;
+
 use meshwhy_proto::v1 as pb;
 use meshwhy_proto::v1::query_server::Query;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::aggregator::AggregatorHandle;
+use crate::aggregator::{AggregatorHandle, Observation, ObserveFilter};
 use crate::explain::{Scope, wire};
 use crate::flags;
 use crate::status::ApiError;
@@ -16,16 +22,111 @@ use crate::store::{
 /// Records returned when a ListRecords request leaves `limit` at 0.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
 
+/// Records an Observe stream may have queued towards a slow client before it waits (and, while
+/// it waits, falls behind the live feed until it is cut off).
+const OBSERVE_QUEUE: usize = 256;
+
 /// Serves Query.
 #[derive(Debug, Clone)]
 pub struct QueryService {
     aggregator: AggregatorHandle,
+    closing: Option<watch::Receiver<bool>>,
 }
 
 impl QueryService {
     /// A service reading through `aggregator`.
     pub fn new(aggregator: AggregatorHandle) -> Self {
-        Self { aggregator }
+        Self {
+            aggregator,
+            closing: None,
+        }
+    }
+
+    /// Ends followed Observe streams once `closing` turns true (or its sender is dropped), so a
+    /// graceful shutdown does not wait for followers forever.
+    pub fn closing_on(mut self, closing: watch::Receiver<bool>) -> Self {
+        self.closing = Some(closing);
+        self
+    }
+}
+
+/// The filter, backlog size and follow flag of an Observe request.
+pub fn observe_filter(request: pb::ObserveRequest) -> (ObserveFilter, usize, bool) {
+    let limit = match usize::try_from(request.limit) {
+        Ok(0) | Err(_) => DEFAULT_LIST_LIMIT,
+        Ok(limit) => limit,
+    };
+    let from_workload = non_empty(request.from_workload);
+    let filter = ObserveFilter {
+        records: RecordFilter {
+            namespace: non_empty(request.namespace),
+            workload: from_workload.clone(),
+            response_code: (request.response_code != 0).then_some(request.response_code),
+            flags_all: request.flags_all,
+            since_unix_nanos: (request.since_unix_nanos != 0).then_some(request.since_unix_nanos),
+            ..RecordFilter::default()
+        },
+        outbound_only: from_workload.is_some(),
+        to_service: non_empty(request.to_service),
+    };
+    (filter, limit, request.follow)
+}
+
+/// Sends the backlog, then (when following) each matching live record, into `sink` until the
+/// client goes away, the collector closes, or the client falls too far behind.
+async fn stream_observation(
+    observation: Observation,
+    filter: ObserveFilter,
+    sink: mpsc::Sender<Result<pb::StoredRecord, Status>>,
+    mut closing: Option<watch::Receiver<bool>>,
+) {
+    for stored in observation.backlog {
+        if sink.send(Ok(stored_record(stored))).await.is_err() {
+            return;
+        }
+    }
+    let Some(mut live) = observation.live else {
+        return;
+    };
+    loop {
+        let next = tokio::select! {
+            () = sink.closed() => return,
+            () = closed(closing.as_mut()) => return,
+            next = live.recv() => next,
+        };
+        match next {
+            Ok(stored) => {
+                if filter.matches(&stored)
+                    && sink
+                        .send(Ok(stored_record((*stored).clone())))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                let _ = sink
+                    .send(Err(Status::resource_exhausted(format!(
+                        "observer fell behind: {missed} newly stored records were skipped; \
+                         narrow the filters or re-run"
+                    ))))
+                    .await;
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Completes when the collector starts shutting down; never without a signal.
+async fn closed(closing: Option<&mut watch::Receiver<bool>>) {
+    match closing {
+        // An error means the sender is gone: closing too.
+        Some(closing) => {
+            let _ = closing.wait_for(|closing| *closing).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -96,8 +197,33 @@ fn proxy_status(report: ProxyReport) -> pb::ProxyStatus {
     }
 }
 
+/// The stream type of Observe.
+pub type ObserveStream = Pin<Box<dyn Stream<Item = Result<pb::StoredRecord, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Query for QueryService {
+    type ObserveStream = ObserveStream;
+
+    async fn observe(
+        &self,
+        request: Request<pb::ObserveRequest>,
+    ) -> Result<Response<Self::ObserveStream>, Status> {
+        let (filter, limit, follow) = observe_filter(request.into_inner());
+        let observation = self
+            .aggregator
+            .observe(filter.clone(), limit, follow)
+            .await
+            .map_err(ApiError::from)?;
+        let (sink, source) = mpsc::channel(OBSERVE_QUEUE);
+        tokio::spawn(stream_observation(
+            observation,
+            filter,
+            sink,
+            self.closing.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(source))))
+    }
+
     async fn list_records(
         &self,
         request: Request<pb::ListRecordsRequest>,
@@ -200,6 +326,94 @@ mod tests {
                 request_id: Some("r1".into()),
             }
         );
+    }
+
+    fn stored(request_id: &str) -> StoredRecord {
+        StoredRecord {
+            record: pb::DecisionRecord {
+                request_id: request_id.into(),
+                ..Default::default()
+            },
+            proxy: std::sync::Arc::new(pb::ProxyIdentity::default()),
+            received_unix_nanos: 1,
+        }
+    }
+
+    #[test]
+    fn observe_request_fields() {
+        let (filter, limit, follow) = observe_filter(pb::ObserveRequest {
+            namespace: "shop".into(),
+            from_workload: "productpage".into(),
+            to_service: "reviews".into(),
+            response_code: 503,
+            flags_all: 1 << 5,
+            since_unix_nanos: 9,
+            follow: true,
+            limit: 0,
+        });
+        assert_eq!(limit, DEFAULT_LIST_LIMIT);
+        assert!(follow);
+        assert!(filter.outbound_only);
+        assert_eq!(filter.to_service.as_deref(), Some("reviews"));
+        assert_eq!(
+            filter.records,
+            RecordFilter {
+                namespace: Some("shop".into()),
+                workload: Some("productpage".into()),
+                response_code: Some(503),
+                flags_all: 1 << 5,
+                since_unix_nanos: Some(9),
+                ..RecordFilter::default()
+            }
+        );
+        let (all, _, follow) = observe_filter(pb::ObserveRequest::default());
+        assert_eq!(all, ObserveFilter::default());
+        assert!(!follow);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_follower_is_told_and_cut_off() {
+        let (published, live) = tokio::sync::broadcast::channel(2);
+        for id in ["a", "b", "c", "d"] {
+            published.send(std::sync::Arc::new(stored(id))).unwrap();
+        }
+        let (sink, mut source) = mpsc::channel(8);
+        let observation = Observation {
+            backlog: vec![stored("old")],
+            truncated: 0,
+            live: Some(live),
+        };
+        stream_observation(observation, ObserveFilter::default(), sink, None).await;
+        let first = source.recv().await.unwrap().unwrap();
+        assert_eq!(first.record.unwrap().request_id, "old");
+        let error = source.recv().await.unwrap().unwrap_err();
+        assert_eq!(error.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            error.message().contains("2 newly stored records"),
+            "{error}"
+        );
+        assert!(source.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_follower_ends_when_the_collector_closes() {
+        let (_published, live) = tokio::sync::broadcast::channel(2);
+        let (closing_tx, closing) = watch::channel(false);
+        let (sink, mut source) = mpsc::channel(8);
+        let observation = Observation {
+            backlog: Vec::new(),
+            truncated: 0,
+            live: Some(live),
+        };
+        let task = tokio::spawn(stream_observation(
+            observation,
+            ObserveFilter::default(),
+            sink,
+            Some(closing),
+        ));
+        closing_tx.send(true).unwrap();
+        task.await.unwrap();
+        assert!(source.recv().await.is_none());
     }
 
     #[test]

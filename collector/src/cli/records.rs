@@ -63,7 +63,8 @@ pub struct RecordsArgs {
     pub output: OutputFormat,
 }
 
-fn parse_flag(name: &str) -> Result<u64, String> {
+/// A `--flag` value: a short flag name or `bit<N>`.
+pub(crate) fn parse_flag(name: &str) -> Result<u64, String> {
     crate::flags::parse(name).ok_or_else(|| {
         format!(
             "unknown response flag {name:?}; valid: {} (or bit<N>)",
