@@ -375,19 +375,32 @@ fn write_finding(
     writeln!(out, "   {}", style.bold(&finding.title))?;
     let evidence = finding.evidence.clone().unwrap_or_default();
     let decided = evidence.decided_by.clone().unwrap_or_default();
-    let mut counts = format!(
-        "{} failed · {} of failures",
-        evidence.count,
-        percent(evidence.share_of_failures)
+    // These causes are read from traffic (success counters, sampled successes), not failures:
+    // "N failed" would be false there.
+    let from_traffic = matches!(
+        finding.cause.as_str(),
+        "stale_config_suspected" | "canary_split_mismatch" | "sidecar_missing"
     );
+    let mut counts = if from_traffic {
+        format!("{} requests", evidence.count)
+    } else {
+        format!(
+            "{} failed · {} of failures",
+            evidence.count,
+            percent(evidence.share_of_failures)
+        )
+    };
     if let Some(traffic) = evidence.share_of_traffic {
         counts.push_str(&format!(" · {} of traffic", percent(traffic)));
     }
-    counts.push_str(&format!(
-        " · first {} · last {} UTC",
-        format_clock_millis(evidence.first_seen_unix_nanos),
-        format_clock_millis(evidence.last_seen_unix_nanos)
-    ));
+    // Counters carry no times: print them only when known.
+    if evidence.first_seen_unix_nanos != 0 {
+        counts.push_str(&format!(
+            " · first {} · last {} UTC",
+            format_clock_millis(evidence.first_seen_unix_nanos),
+            format_clock_millis(evidence.last_seen_unix_nanos)
+        ));
+    }
     line(out, style, "evidence", &counts)?;
     let code = match decided.response_code {
         0 => "no response".to_owned(),
@@ -401,7 +414,10 @@ fn write_finding(
     if let Some(status) = decided.grpc_status {
         decided_line.push_str(&format!(" grpc-status {status}"));
     }
-    line(out, style, "", &decided_line)?;
+    // Counter findings have no single response that decided them.
+    if !(from_traffic && decided.response_code == 0) {
+        line(out, style, "", &decided_line)?;
+    }
     if !decided.transport_failure_reason.is_empty() {
         line(
             out,
