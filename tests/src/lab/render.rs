@@ -256,7 +256,7 @@ mod tests {
             endpoints: &endpoints,
             pki: &pki,
             collector: "127.0.0.1:9900".parse().expect("an address"),
-            wasm: "/tmp/meshwhy_filter.wasm",
+            wasm: "filter/meshwhy_filter.wasm",
         })
         .expect("a bootstrap");
         serde_json::from_str(&config).expect("JSON")
