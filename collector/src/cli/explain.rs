@@ -27,7 +27,8 @@
 //!      "hop": null | {"joined", "unjoined", "summary", "peers": [{"direction", "namespace",
 //!        "workload", "pod", "response_code", "response_flags", "flags",
 //!        "response_code_details", "count"}]}},
-//!    "resource": null | {"kind", "namespace", "name", "subset", "provenance", "hint"},
+//!    "resource": null | {"kind", "namespace", "name", "subset", "provenance", "hint"}
+//!      (kind/name empty when only a hint is known, e.g. "ServiceEntry missing"),
 //!    "next_commands": [...], "notes": [...]}],
 //!  "totals": {"records_scanned", "failures", "groups", "successes", "joined_hops",
 //!    "window_complete", "since" (RFC 3339 or null)},
