@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use meshwhy_proto::v1::{DecisionRecord, ProxyIdentity, PushRequest};
 use prost::Message;
 
-use crate::counters::{CounterTable, ProvenanceCache};
+use crate::cache::ProvenanceCache;
+use crate::counters::CounterTable;
 
 /// gRPC INVALID_ARGUMENT: the collector will never accept this batch.
 pub const GRPC_INVALID_ARGUMENT: u32 = 3;

@@ -1,4 +1,4 @@
-//! Success counters and the provenance cache: the per-request success path. Lookups take the
+//! Success counters per (route, cluster, code): the per-request success path. Lookups take the
 //! raw bytes the host returned and do not allocate when the key is already present.
 
 use std::hash::{Hash, Hasher};
@@ -188,124 +188,11 @@ impl CounterTable {
     }
 }
 
-/// Owned (route, cluster) key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PairKey {
-    route: Box<[u8]>,
-    cluster: Box<[u8]>,
-}
-
-/// Borrowed form of [`PairKey`].
-struct PairKeyRef<'a> {
-    route: &'a [u8],
-    cluster: &'a [u8],
-}
-
-impl Hash for PairKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        PairKeyRef {
-            route: &self.route,
-            cluster: &self.cluster,
-        }
-        .hash(state);
-    }
-}
-
-impl Hash for PairKeyRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.route.hash(state);
-        self.cluster.hash(state);
-    }
-}
-
-impl Equivalent<PairKey> for PairKeyRef<'_> {
-    fn equivalent(&self, key: &PairKey) -> bool {
-        *self.route == *key.route && *self.cluster == *key.cluster
-    }
-}
-
-#[derive(Debug)]
-struct CachedProvenance {
-    provenance: Provenance,
-    expires_at: u64,
-}
-
-/// Provenance per (route, cluster) with an expiry, so route/cluster metadata (and the virtual
-/// host) are read once per key and again after `ttl` — a config push can change them.
-#[derive(Debug)]
-pub struct ProvenanceCache {
-    entries: HashMap<PairKey, CachedProvenance>,
-    ttl_nanos: u64,
-    max_entries: usize,
-}
-
-impl ProvenanceCache {
-    /// An empty cache; entries live `ttl_nanos`, at most `max_entries` of them.
-    pub fn new(ttl_nanos: u64, max_entries: usize) -> Self {
-        Self {
-            entries: HashMap::new(),
-            ttl_nanos,
-            max_entries: max_entries.max(1),
-        }
-    }
-
-    /// The cached provenance if present and not expired at `now` (nanoseconds).
-    pub fn fresh(&self, route: &[u8], cluster: &[u8], now: u64) -> Option<&Provenance> {
-        self.entries
-            .get(&PairKeyRef { route, cluster })
-            .filter(|e| now < e.expires_at)
-            .map(|e| &e.provenance)
-    }
-
-    /// The cached provenance even if expired (to label counters; better than nothing).
-    pub fn latest(&self, route: &[u8], cluster: &[u8]) -> Option<&Provenance> {
-        self.entries
-            .get(&PairKeyRef { route, cluster })
-            .map(|e| &e.provenance)
-    }
-
-    /// Stores freshly read provenance. When full, expired entries go first, then everything.
-    pub fn insert(&mut self, route: &[u8], cluster: &[u8], provenance: Provenance, now: u64) {
-        let expires_at = now.saturating_add(self.ttl_nanos);
-        if let Some(entry) = self.entries.get_mut(&PairKeyRef { route, cluster }) {
-            *entry = CachedProvenance {
-                provenance,
-                expires_at,
-            };
-            return;
-        }
-        if self.entries.len() >= self.max_entries {
-            self.entries.retain(|_, e| now < e.expires_at);
-            if self.entries.len() >= self.max_entries {
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(
-            PairKey {
-                route: route.into(),
-                cluster: cluster.into(),
-            },
-            CachedProvenance {
-                provenance,
-                expires_at,
-            },
-        );
-    }
-
-    /// Entries held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::cache::ProvenanceCache;
 
     fn sorted(mut counters: Vec<Counter>) -> Vec<(String, String, u32, u64)> {
         let mut out: Vec<_> = counters
@@ -394,6 +281,7 @@ mod tests {
                 cluster_provenance: "dr".into(),
                 cluster_subset: "v1".into(),
                 virtual_host: "host:80".into(),
+                ..Default::default()
             },
             0,
         );
@@ -438,42 +326,5 @@ mod tests {
         table.bump(&[0xff, b'r'], b"c", 200);
         let drained = table.drain(no_provenance);
         assert_eq!(drained[0].route_name, "\u{fffd}r");
-    }
-
-    #[test]
-    fn provenance_expires() {
-        let mut cache = ProvenanceCache::new(100, 10);
-        let p = Provenance {
-            route_provenance: "vs".into(),
-            ..Default::default()
-        };
-        assert!(cache.fresh(b"r", b"c", 0).is_none());
-        cache.insert(b"r", b"c", p.clone(), 1_000);
-        assert_eq!(cache.fresh(b"r", b"c", 1_050), Some(&p));
-        assert!(cache.fresh(b"r", b"c", 1_100).is_none());
-        assert_eq!(cache.latest(b"r", b"c"), Some(&p));
-        assert!(cache.fresh(b"r", b"other", 1_050).is_none());
-        let q = Provenance {
-            route_provenance: "vs2".into(),
-            ..Default::default()
-        };
-        cache.insert(b"r", b"c", q.clone(), 1_100);
-        assert_eq!(cache.fresh(b"r", b"c", 1_150), Some(&q));
-        assert_eq!(cache.len(), 1);
-    }
-
-    #[test]
-    fn provenance_cache_is_bounded() {
-        let mut cache = ProvenanceCache::new(100, 2);
-        cache.insert(b"a", b"", Provenance::default(), 0);
-        cache.insert(b"b", b"", Provenance::default(), 50);
-        // Full; "a" has expired by 120, so it makes room.
-        cache.insert(b"c", b"", Provenance::default(), 120);
-        assert_eq!(cache.len(), 2);
-        assert!(cache.latest(b"a", b"").is_none());
-        // Full of live entries: cleared rather than grown.
-        cache.insert(b"d", b"", Provenance::default(), 130);
-        assert_eq!(cache.len(), 1);
-        assert!(!cache.is_empty());
     }
 }

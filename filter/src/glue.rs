@@ -15,14 +15,15 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel, Status};
 
 use crate::batch::{Batcher, FailureAction, WarnLimiter, grpc_status_name};
+use crate::cache::{ProvenanceCache, UpstreamCache};
 use crate::classify::{Classifier, Outcome, grpc_failed, is_grpc_content_type};
 use crate::config::{self, Config};
-use crate::counters::ProvenanceCache;
+use crate::headers::RequestHeaders;
 use crate::hostcall::{self, Buffer, HeaderMap, Level};
 use crate::node::{format_instance_id, identity_from_node};
 use crate::record::{
-    self, MAX_SHORT_BYTES, Provenance, RawRecord, decode_bool, decode_string, decode_u32,
-    decode_u64,
+    self, MAX_SHORT_BYTES, Provenance, RawRecord, UpstreamFacts, decode_bool, decode_string,
+    decode_u32, decode_u64,
 };
 use crate::sample::Sampler;
 
@@ -44,10 +45,6 @@ mod path {
     pub(super) const RESPONSE_GRPC_STATUS: &[u8] = b"response\0grpc_status";
     pub(super) const RESPONSE_CODE_DETAILS: &[u8] = b"response\0code_details";
     pub(super) const REQUEST_TIME: &[u8] = b"request\0time";
-    pub(super) const REQUEST_ID: &[u8] = b"request\0id";
-    pub(super) const REQUEST_METHOD: &[u8] = b"request\0method";
-    pub(super) const REQUEST_HOST: &[u8] = b"request\0host";
-    pub(super) const REQUEST_URL_PATH: &[u8] = b"request\0url_path";
     pub(super) const REQUEST_DURATION: &[u8] = b"request\0duration";
     pub(super) const LISTENER_DIRECTION: &[u8] = b"xds\0listener_direction";
     pub(super) const ROUTE_NAME: &[u8] = b"xds\0route_name";
@@ -93,6 +90,7 @@ struct Active {
     sampler: Sampler,
     batcher: Batcher,
     provenance: ProvenanceCache,
+    upstream: UpstreamCache,
     /// Host time at the last root callback, nanoseconds. `on_log` uses it for provenance expiry
     /// rather than asking the host per request; the tick keeps it within one tick period.
     now: u64,
@@ -137,8 +135,9 @@ impl Active {
             config.max_buffered_records,
             config.max_counter_keys,
         );
-        let provenance =
-            ProvenanceCache::new(millis(config.provenance_ttl_ms), config.max_counter_keys);
+        let ttl = millis(config.provenance_ttl_ms);
+        let provenance = ProvenanceCache::new(ttl, config.max_counter_keys);
+        let upstream = UpstreamCache::new(ttl, config.max_counter_keys);
         let flush_interval_ms = config.flush_interval_ms;
         let tick_ms = flush_interval_ms.min(config.provenance_ttl_ms);
         Self {
@@ -147,6 +146,7 @@ impl Active {
             sampler,
             batcher,
             provenance,
+            upstream,
             now,
             flush_interval_ms,
             tick_ms,
@@ -341,7 +341,8 @@ impl Active {
         let mut failure = self.classifier.fails_on_code_or_flags(code, flags);
         let mut grpc = None;
         if !failure {
-            let read = read_grpc();
+            let content_type = hostcall::header(HeaderMap::Request, b"content-type");
+            let read = read_grpc(content_type.as_deref());
             failure = read.0 && grpc_failed(read.1);
             grpc = Some(read);
         }
@@ -350,14 +351,18 @@ impl Active {
             self.count_success(code.unwrap_or(0));
             return;
         }
-        let (is_grpc, grpc_status) = grpc.unwrap_or_else(read_grpc);
+        let headers = hostcall::header_pairs(HeaderMap::Request)
+            .map(|map| RequestHeaders::from_serialized(&map))
+            .unwrap_or_default();
+        let (is_grpc, grpc_status) =
+            grpc.unwrap_or_else(|| read_grpc(headers.content_type.as_deref()));
         let outcome = Outcome {
             code,
             flags,
             grpc: is_grpc,
             grpc_status,
         };
-        let record = self.read_record(&outcome, sampled);
+        let record = self.read_record(headers, &outcome, sampled);
         self.batcher.push_record(record);
         if self.batcher.should_flush_early() && !self.early_flush_requested {
             // Only root callbacks may send (answers to calls made here never arrive): ask the
@@ -366,98 +371,113 @@ impl Active {
         }
     }
 
-    /// Success path: two reads, plus three on a provenance miss; no allocation of ours when the
+    /// Success path: two reads, plus four on a provenance miss; no allocation of ours when the
     /// counter key exists.
     fn count_success(&mut self, code: u32) {
         let route = hostcall::property(path::ROUTE_NAME).unwrap_or_default();
         let cluster = hostcall::property(path::CLUSTER_NAME).unwrap_or_default();
         if self.provenance.fresh(&route, &cluster, self.now).is_none() {
-            let virtual_host = lossy(hostcall::property(path::VIRTUAL_HOST_NAME));
-            let provenance = read_provenance(virtual_host);
             self.provenance
-                .insert(&route, &cluster, provenance, self.now);
+                .insert(&route, &cluster, read_provenance(true), self.now);
         }
         self.batcher.count_success(&route, &cluster, code);
     }
 
+    /// A full record. Every host call costs microseconds of Envoy CPU, so only what can differ
+    /// per request is read per request (7–9 calls on top of the code, flags and headers); what
+    /// the configuration fixes comes from the caches, and facts that cannot apply are skipped.
     fn read_record(
         &mut self,
+        headers: RequestHeaders,
         outcome: &Outcome,
         sampled: bool,
     ) -> meshwhy_proto::v1::DecisionRecord {
         let property = hostcall::property;
-        let request_header = |name: &[u8]| hostcall::header(HeaderMap::Request, name);
+        let flagged = outcome.flags != 0;
         let mut raw = RawRecord {
             start_time: property(path::REQUEST_TIME),
-            request_id: property(path::REQUEST_ID),
-            traceparent: request_header(b"traceparent"),
+            headers,
+            code_details: property(path::RESPONSE_CODE_DETAILS),
+            route_name: property(path::ROUTE_NAME),
+            cluster: property(path::CLUSTER_NAME),
+            upstream_address: property(path::UPSTREAM_ADDRESS),
+            // Read even without a picked host: UH counts one attempt with no address (Envoy 1.40).
+            attempt_count: property(path::UPSTREAM_ATTEMPTS),
+            duration: property(path::REQUEST_DURATION),
             ..Default::default()
         };
-        if raw.traceparent.is_none() {
-            raw.b3_trace_id = request_header(b"x-b3-traceid");
+        if flagged {
+            // Set by a failed upstream connection, which Envoy always flags (UF, URX, UO, UH…).
+            raw.transport_failure_reason = property(path::UPSTREAM_FAILURE_REASON);
         }
-        raw.listener_direction = property(path::LISTENER_DIRECTION);
-        raw.method = property(path::REQUEST_METHOD);
-        raw.host = property(path::REQUEST_HOST);
-        raw.original_path = request_header(b"x-envoy-original-path");
-        if raw.original_path.is_none() {
-            raw.url_path = property(path::REQUEST_URL_PATH);
+        let provenance = self.record_provenance(raw.route_name.as_deref(), raw.cluster.as_deref());
+        if !provenance.is_outbound() {
+            // On an outbound listener the downstream is the app's own plaintext connection.
+            raw.downstream_mtls = property(path::CONNECTION_MTLS);
+            if raw.downstream_mtls.as_deref().is_some_and(decode_bool) {
+                raw.downstream_peer_principal = property(path::CONNECTION_PEER_SAN);
+            }
+            raw.source_address = property(path::SOURCE_ADDRESS);
         }
-        raw.code_details = property(path::RESPONSE_CODE_DETAILS);
-        raw.route_name = property(path::ROUTE_NAME);
-        raw.virtual_host = property(path::VIRTUAL_HOST_NAME);
-        raw.cluster = property(path::CLUSTER_NAME);
-        raw.upstream_address = property(path::UPSTREAM_ADDRESS);
-        // Read even without a picked host: UH counts one attempt with no address (Envoy 1.40),
-        // and the failure path is rare enough that two reads cost nothing.
-        raw.transport_failure_reason = property(path::UPSTREAM_FAILURE_REASON);
-        raw.attempt_count = property(path::UPSTREAM_ATTEMPTS);
-        raw.duration = property(path::REQUEST_DURATION);
-        raw.downstream_mtls = property(path::CONNECTION_MTLS);
-        if raw.downstream_mtls.as_deref().is_some_and(decode_bool) {
-            raw.downstream_peer_principal = property(path::CONNECTION_PEER_SAN);
-        }
-        if raw.upstream_address.is_some() {
-            raw.upstream_tls_version = property(path::UPSTREAM_TLS_VERSION);
-            raw.upstream_peer_principal = property(path::UPSTREAM_PEER_SAN);
-        }
-        let provenance = self.record_provenance(&raw);
-        if raw.upstream_address.is_some() {
-            // Fails (None) when the endpoint has no metadata: no sidecar-injected tlsMode.
-            raw.upstream_host_metadata = property(path::UPSTREAM_HOST_METADATA);
-        }
-        raw.source_address = property(path::SOURCE_ADDRESS);
-        record::build(raw, outcome, &provenance, sampled)
+        let upstream = self.upstream_facts(
+            raw.cluster.as_deref(),
+            raw.upstream_address.as_deref(),
+            flagged,
+        );
+        record::build(raw, outcome, &provenance, &upstream, sampled)
     }
 
-    /// Provenance for a full record, through the cache. Without a route or a cluster there is
-    /// no metadata to read.
-    fn record_provenance(&mut self, raw: &RawRecord) -> Provenance {
-        if raw.route_name.is_none() && raw.cluster.is_none() {
-            return Provenance::default();
-        }
-        let route = raw.route_name.as_deref().unwrap_or_default();
-        let cluster = raw.cluster.as_deref().unwrap_or_default();
+    /// Provenance, virtual host and direction for a full record, through the cache. An unnamed
+    /// route (Istio leaves VirtualService routes without `name:` unnamed) does not tell two
+    /// VirtualServices sending to one cluster apart, so it is read afresh, as is a request
+    /// that matched no route (no metadata to read then).
+    fn record_provenance(&mut self, route: Option<&[u8]>, cluster: Option<&[u8]>) -> Provenance {
+        let Some(route) = route.filter(|route| !route.is_empty()) else {
+            return read_provenance(route.is_some() || cluster.is_some());
+        };
+        let cluster = cluster.unwrap_or_default();
         if let Some(provenance) = self.provenance.fresh(route, cluster, self.now) {
             return provenance.clone();
         }
-        let virtual_host = raw
-            .virtual_host
-            .clone()
-            .map(|b| decode_string(b, MAX_SHORT_BYTES))
-            .unwrap_or_default();
-        let provenance = read_provenance(virtual_host);
+        let provenance = read_provenance(true);
         self.provenance
             .insert(route, cluster, provenance.clone(), self.now);
         provenance
     }
+
+    /// TLS facts and endpoint metadata of the picked upstream host, through the cache unless
+    /// Envoy flagged the request (a failed or reset connection may be the very explanation, e.g.
+    /// a DestinationRule that just turned mTLS off).
+    fn upstream_facts(
+        &mut self,
+        cluster: Option<&[u8]>,
+        address: Option<&[u8]>,
+        flagged: bool,
+    ) -> UpstreamFacts {
+        let Some(address) = address else {
+            return UpstreamFacts::default();
+        };
+        let cluster = cluster.unwrap_or_default();
+        if !flagged && let Some(facts) = self.upstream.fresh(cluster, address, self.now) {
+            return facts.clone();
+        }
+        let host_metadata = hostcall::property(path::UPSTREAM_HOST_METADATA);
+        let facts = UpstreamFacts::decode(
+            hostcall::property(path::UPSTREAM_TLS_VERSION),
+            hostcall::property(path::UPSTREAM_PEER_SAN),
+            // Absent (a failed read) when the endpoint has no metadata: no sidecar-injected tlsMode.
+            host_metadata.as_deref(),
+        );
+        self.upstream
+            .insert(cluster, address, facts.clone(), self.now);
+        facts
+    }
 }
 
-/// Whether the request is gRPC and, only then, its grpc-status (meaningless for plain HTTP).
-fn read_grpc() -> (bool, Option<u32>) {
-    let grpc = hostcall::header(HeaderMap::Request, b"content-type")
-        .is_some_and(|ct| is_grpc_content_type(&ct));
-    if !grpc {
+/// Whether the request is gRPC (by its `content-type`) and, only then, its grpc-status
+/// (meaningless for plain HTTP).
+fn read_grpc(content_type: Option<&[u8]>) -> (bool, Option<u32>) {
+    if !content_type.is_some_and(is_grpc_content_type) {
         return (false, None);
     }
     (
@@ -468,13 +488,23 @@ fn read_grpc() -> (bool, Option<u32>) {
     )
 }
 
-fn read_provenance(virtual_host: String) -> Provenance {
+/// Reads what is fixed per (route, cluster); the route and cluster metadata only when there is
+/// a route or cluster to carry it.
+fn read_provenance(with_metadata: bool) -> Provenance {
+    let virtual_host = lossy(hostcall::property(path::VIRTUAL_HOST_NAME));
+    let direction = hostcall::property(path::LISTENER_DIRECTION)
+        .as_deref()
+        .and_then(decode_u64);
+    if !with_metadata {
+        return Provenance::from_metadata(None, None, virtual_host, direction);
+    }
     let route_metadata = hostcall::property(path::ROUTE_METADATA);
     let cluster_metadata = hostcall::property(path::CLUSTER_METADATA);
     Provenance::from_metadata(
         route_metadata.as_deref(),
         cluster_metadata.as_deref(),
         virtual_host,
+        direction,
     )
 }
 

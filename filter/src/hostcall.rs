@@ -57,6 +57,11 @@ unsafe extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -111,6 +116,20 @@ pub(crate) fn header(map: HeaderMap, name: &[u8]) -> Option<Vec<u8>> {
     let status = unsafe {
         proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
     };
+    if status != OK {
+        return None;
+    }
+    // SAFETY: OK status, so data/size were set by the host.
+    unsafe { take(data, size) }
+}
+
+/// Reads a whole header map in the ABI's serialized form (see `headers::pairs`): one host call
+/// however many headers are wanted.
+pub(crate) fn header_pairs(map: HeaderMap) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the out-pointers point at locals.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
     if status != OK {
         return None;
     }

@@ -18,9 +18,11 @@
 )]
 
 pub mod batch;
+pub mod cache;
 pub mod classify;
 pub mod config;
 pub mod counters;
+pub mod headers;
 pub mod node;
 pub mod record;
 pub mod sample;

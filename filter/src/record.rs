@@ -6,6 +6,7 @@ use meshwhy_proto::v1::{DecisionRecord, Direction};
 use prost::Message;
 
 use crate::classify::Outcome;
+use crate::headers::RequestHeaders;
 
 /// Longest path kept, in bytes.
 pub const MAX_PATH_BYTES: usize = 512;
@@ -183,7 +184,8 @@ impl Metadata {
     }
 }
 
-/// Which Istio resources produced a route and a cluster, cached per (route, cluster).
+/// What the configuration fixes per (route, cluster): which Istio resources produced them, the
+/// virtual host and the listener's direction. Cached per (route, cluster).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Provenance {
     /// `istio.config` of the route metadata (the VirtualService path).
@@ -194,6 +196,8 @@ pub struct Provenance {
     pub cluster_subset: String,
     /// Virtual host seen with the route when this was read.
     pub virtual_host: String,
+    /// `xds.listener_direction` seen with the route (1 inbound, 2 outbound).
+    pub listener_direction: Option<u64>,
 }
 
 impl Provenance {
@@ -202,6 +206,7 @@ impl Provenance {
         route_metadata: Option<&[u8]>,
         cluster_metadata: Option<&[u8]>,
         virtual_host: String,
+        listener_direction: Option<u64>,
     ) -> Self {
         let route = Metadata::decode_opt(route_metadata);
         let cluster = Metadata::decode_opt(cluster_metadata);
@@ -217,6 +222,42 @@ impl Provenance {
                 .map(|m| m.string("istio", "subset", MAX_SHORT_BYTES))
                 .unwrap_or_default(),
             virtual_host,
+            listener_direction,
+        }
+    }
+
+    /// Whether the request came in on an outbound listener (the app calling out): its
+    /// downstream is the app's own plaintext connection, so there is nothing to learn from it.
+    pub fn is_outbound(&self) -> bool {
+        self.listener_direction == Some(2)
+    }
+}
+
+/// What a record says about the picked upstream host: its connection's TLS version and peer
+/// identity and the endpoint's `tlsMode`. Fixed per (cluster, host) while its connections last,
+/// so it is cached with the provenance's short expiry — except when Envoy flagged the request,
+/// where the connection itself may be the explanation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamFacts {
+    /// `upstream.tls_version` (empty: plaintext, or no connection).
+    pub tls_version: String,
+    /// `upstream.uri_san_peer_certificate`.
+    pub peer_principal: String,
+    /// `envoy.transport_socket_match.tlsMode` of `xds.upstream_host_metadata`.
+    pub endpoint_tls_mode: String,
+}
+
+impl UpstreamFacts {
+    /// Decodes the three raw values.
+    pub fn decode(
+        tls_version: Option<Vec<u8>>,
+        peer_principal: Option<Vec<u8>>,
+        host_metadata: Option<&[u8]>,
+    ) -> Self {
+        Self {
+            tls_version: opt_string(tls_version, MAX_SHORT_BYTES),
+            peer_principal: opt_string(peer_principal, MAX_LONG_BYTES),
+            endpoint_tls_mode: endpoint_tls_mode(host_metadata),
         }
     }
 }
@@ -229,36 +270,21 @@ pub fn endpoint_tls_mode(upstream_host_metadata: Option<&[u8]>) -> String {
         .unwrap_or_default()
 }
 
-/// Raw property and header values for one full record, as the host returned them (`None` when
-/// absent). Filled by the glue in `on_log`.
+/// Raw per-request property and header values for one full record, as the host returned them
+/// (`None` when absent). Filled by the glue in `on_log`; what is fixed per route or upstream
+/// host comes separately, from the caches.
 #[derive(Debug, Clone, Default)]
 pub struct RawRecord {
     /// `request.time`.
     pub start_time: Option<Vec<u8>>,
-    /// `request.id`.
-    pub request_id: Option<Vec<u8>>,
-    /// `traceparent` request header.
-    pub traceparent: Option<Vec<u8>>,
-    /// `x-b3-traceid` request header (read only without `traceparent`).
-    pub b3_trace_id: Option<Vec<u8>>,
-    /// `xds.listener_direction`.
-    pub listener_direction: Option<Vec<u8>>,
-    /// `request.method`.
-    pub method: Option<Vec<u8>>,
-    /// `request.host`.
-    pub host: Option<Vec<u8>>,
-    /// `x-envoy-original-path` request header (query string included).
-    pub original_path: Option<Vec<u8>>,
-    /// `request.url_path` (read only without `x-envoy-original-path`).
-    pub url_path: Option<Vec<u8>>,
+    /// The request headers a record uses.
+    pub headers: RequestHeaders,
     /// `response.code_details`.
     pub code_details: Option<Vec<u8>>,
     /// `upstream.transport_failure_reason`.
     pub transport_failure_reason: Option<Vec<u8>>,
     /// `xds.route_name`.
     pub route_name: Option<Vec<u8>>,
-    /// `xds.virtual_host_name`.
-    pub virtual_host: Option<Vec<u8>>,
     /// `xds.cluster_name`.
     pub cluster: Option<Vec<u8>>,
     /// `upstream.address`.
@@ -271,43 +297,43 @@ pub struct RawRecord {
     pub downstream_mtls: Option<Vec<u8>>,
     /// `connection.uri_san_peer_certificate`.
     pub downstream_peer_principal: Option<Vec<u8>>,
-    /// `upstream.tls_version`.
-    pub upstream_tls_version: Option<Vec<u8>>,
-    /// `upstream.uri_san_peer_certificate`.
-    pub upstream_peer_principal: Option<Vec<u8>>,
-    /// `xds.upstream_host_metadata`.
-    pub upstream_host_metadata: Option<Vec<u8>>,
     /// `source.address`.
     pub source_address: Option<Vec<u8>>,
 }
 
-/// Builds the record. `provenance` comes from the cache (or was just read); the virtual host is
-/// the record's own.
+/// Builds the record from the request's own values and the cached per-route and per-host facts.
 pub fn build(
     raw: RawRecord,
     outcome: &Outcome,
     provenance: &Provenance,
+    upstream: &UpstreamFacts,
     sampled_success: bool,
 ) -> DecisionRecord {
-    let path = match (&raw.original_path, &raw.url_path) {
-        (Some(original), _) => strip_query(original).to_vec(),
-        (None, Some(url_path)) => strip_query(url_path).to_vec(),
-        (None, None) => Vec::new(),
-    };
+    let headers = raw.headers;
+    let path = headers
+        .original_path
+        .as_deref()
+        .or(headers.path.as_deref())
+        .map(strip_query)
+        .unwrap_or_default()
+        .to_vec();
     DecisionRecord {
         start_time_unix_nanos: raw.start_time.as_deref().map(decode_nanos).unwrap_or(0),
-        request_id: opt_string(raw.request_id, MAX_SHORT_BYTES),
-        trace_id: trace_id(raw.traceparent.as_deref(), raw.b3_trace_id.as_deref()),
-        direction: direction(raw.listener_direction.as_deref().and_then(decode_u64)) as i32,
-        method: opt_string(raw.method, MAX_SHORT_BYTES),
-        authority: opt_string(raw.host, MAX_SHORT_BYTES),
+        request_id: opt_string(headers.request_id, MAX_SHORT_BYTES),
+        trace_id: trace_id(
+            headers.traceparent.as_deref(),
+            headers.b3_trace_id.as_deref(),
+        ),
+        direction: direction(provenance.listener_direction) as i32,
+        method: opt_string(headers.method, MAX_SHORT_BYTES),
+        authority: opt_string(headers.authority, MAX_SHORT_BYTES),
         path: decode_string(path, MAX_PATH_BYTES),
         response_code: outcome.code.unwrap_or(0),
         response_flags: outcome.flags,
         response_code_details: opt_string(raw.code_details, MAX_LONG_BYTES),
         transport_failure_reason: opt_string(raw.transport_failure_reason, MAX_LONG_BYTES),
         route_name: opt_string(raw.route_name, MAX_SHORT_BYTES),
-        virtual_host: opt_string(raw.virtual_host, MAX_SHORT_BYTES),
+        virtual_host: provenance.virtual_host.clone(),
         cluster: opt_string(raw.cluster, MAX_SHORT_BYTES),
         upstream_host: opt_string(raw.upstream_address, MAX_SHORT_BYTES),
         attempt_count: raw
@@ -318,12 +344,12 @@ pub fn build(
         duration_nanos: raw.duration.as_deref().map(decode_nanos).unwrap_or(0),
         downstream_mtls: raw.downstream_mtls.as_deref().is_some_and(decode_bool),
         downstream_peer_principal: opt_string(raw.downstream_peer_principal, MAX_LONG_BYTES),
-        upstream_tls_version: opt_string(raw.upstream_tls_version, MAX_SHORT_BYTES),
-        upstream_peer_principal: opt_string(raw.upstream_peer_principal, MAX_LONG_BYTES),
+        upstream_tls_version: upstream.tls_version.clone(),
+        upstream_peer_principal: upstream.peer_principal.clone(),
         route_provenance: provenance.route_provenance.clone(),
         cluster_provenance: provenance.cluster_provenance.clone(),
         cluster_subset: provenance.cluster_subset.clone(),
-        endpoint_tls_mode: endpoint_tls_mode(raw.upstream_host_metadata.as_deref()),
+        endpoint_tls_mode: upstream.endpoint_tls_mode.clone(),
         grpc_status: if outcome.grpc {
             outcome.grpc_status
         } else {
@@ -486,7 +512,7 @@ pub(crate) mod tests {
             ],
         )]);
         let provenance =
-            Provenance::from_metadata(Some(&route), Some(&cluster), "reviews:9080".into());
+            Provenance::from_metadata(Some(&route), Some(&cluster), "reviews:9080".into(), Some(2));
         assert_eq!(
             provenance,
             Provenance {
@@ -496,10 +522,12 @@ pub(crate) mod tests {
                     "/apis/networking.istio.io/v1/namespaces/shop/destination-rule/reviews".into(),
                 cluster_subset: "v2".into(),
                 virtual_host: "reviews:9080".into(),
+                listener_direction: Some(2),
             }
         );
+        assert!(provenance.is_outbound());
         assert_eq!(
-            Provenance::from_metadata(None, Some(b"\xff\xff"), String::new()),
+            Provenance::from_metadata(None, Some(b"\xff\xff"), String::new(), None),
             Provenance::default()
         );
     }
@@ -520,31 +548,25 @@ pub(crate) mod tests {
     fn builds_a_full_record() {
         let raw = RawRecord {
             start_time: le(1_700_000_000_123_456_789),
-            request_id: s("req-1"),
-            traceparent: s("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            listener_direction: le(2),
-            method: s("GET"),
-            host: s("reviews:9080"),
-            original_path: s("/orig?token=secret"),
-            url_path: s("/rewritten"),
+            headers: RequestHeaders {
+                request_id: s("req-1"),
+                traceparent: s("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                method: s("GET"),
+                authority: s("reviews:9080"),
+                original_path: s("/orig?token=secret"),
+                path: s("/rewritten"),
+                ..Default::default()
+            },
             code_details: s("upstream_reset_before_response_started{remote_connection_failure}"),
             transport_failure_reason: s("delayed connect error: Connection refused"),
             route_name: s("reviews-route"),
-            virtual_host: s("reviews:9080"),
             cluster: s("outbound|9080|v2|reviews.shop.svc.cluster.local"),
             upstream_address: s("10.0.0.9:9080"),
             attempt_count: le(3),
             duration: le(1_500_000),
             downstream_mtls: Some(vec![1]),
             downstream_peer_principal: s("spiffe://cluster.local/ns/shop/sa/productpage"),
-            upstream_tls_version: s("TLSv1.3"),
-            upstream_peer_principal: s("spiffe://cluster.local/ns/shop/sa/reviews"),
-            upstream_host_metadata: Some(metadata(&[(
-                "envoy.transport_socket_match",
-                &[("tlsMode", "istio")],
-            )])),
             source_address: s("10.0.0.7:51234"),
-            b3_trace_id: None,
         };
         let outcome = Outcome {
             code: Some(503),
@@ -556,9 +578,16 @@ pub(crate) mod tests {
             route_provenance: "vs".into(),
             cluster_provenance: "dr".into(),
             cluster_subset: "v2".into(),
-            virtual_host: "cached vhost, not used".into(),
+            virtual_host: "reviews.shop.svc.cluster.local:9080".into(),
+            listener_direction: Some(2),
         };
-        let record = build(raw, &outcome, &provenance, false);
+        let host_metadata = metadata(&[("envoy.transport_socket_match", &[("tlsMode", "istio")])]);
+        let upstream = UpstreamFacts::decode(
+            s("TLSv1.3"),
+            s("spiffe://cluster.local/ns/shop/sa/reviews"),
+            Some(&host_metadata),
+        );
+        let record = build(raw, &outcome, &provenance, &upstream, false);
         assert_eq!(
             record,
             DecisionRecord {
@@ -575,7 +604,7 @@ pub(crate) mod tests {
                     "upstream_reset_before_response_started{remote_connection_failure}".into(),
                 transport_failure_reason: "delayed connect error: Connection refused".into(),
                 route_name: "reviews-route".into(),
-                virtual_host: "reviews:9080".into(),
+                virtual_host: "reviews.shop.svc.cluster.local:9080".into(),
                 cluster: "outbound|9080|v2|reviews.shop.svc.cluster.local".into(),
                 upstream_host: "10.0.0.9:9080".into(),
                 attempt_count: 3,
@@ -598,8 +627,10 @@ pub(crate) mod tests {
     #[test]
     fn sparse_record_for_a_disconnect() {
         let raw = RawRecord {
-            url_path: s("/dc?x=1"),
-            virtual_host: s("local:80"),
+            headers: RequestHeaders {
+                path: s("/dc?x=1"),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let outcome = Outcome {
@@ -608,7 +639,11 @@ pub(crate) mod tests {
             grpc: true,
             grpc_status: Some(1),
         };
-        let record = build(raw, &outcome, &Provenance::default(), false);
+        let provenance = Provenance {
+            virtual_host: "local:80".into(),
+            ..Default::default()
+        };
+        let record = build(raw, &outcome, &provenance, &UpstreamFacts::default(), false);
         assert_eq!(record.response_code, 0);
         assert_eq!(record.path, "/dc");
         assert_eq!(record.virtual_host, "local:80");
@@ -620,10 +655,19 @@ pub(crate) mod tests {
     #[test]
     fn long_paths_are_truncated() {
         let raw = RawRecord {
-            url_path: Some(vec![b'a'; 4000]),
+            headers: RequestHeaders {
+                path: Some(vec![b'a'; 4000]),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let record = build(raw, &Outcome::default(), &Provenance::default(), true);
+        let record = build(
+            raw,
+            &Outcome::default(),
+            &Provenance::default(),
+            &UpstreamFacts::default(),
+            true,
+        );
         assert_eq!(record.path.len(), MAX_PATH_BYTES);
         assert!(record.sampled_success);
     }

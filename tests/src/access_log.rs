@@ -8,6 +8,7 @@ use std::path::Path;
 pub const JSON_FORMAT: &str = r#"
                   request_id: "%REQ(X-REQUEST-ID)%"
                   method: "%REQ(:METHOD)%"
+                  authority: "%REQ(:AUTHORITY)%"
                   path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
                   code: "%RESPONSE_CODE%"
                   flags: "%RESPONSE_FLAGS%"
@@ -34,6 +35,8 @@ pub struct LogLine {
     pub request_id: String,
     #[serde(deserialize_with = "text")]
     pub method: String,
+    #[serde(deserialize_with = "text")]
+    pub authority: String,
     #[serde(deserialize_with = "text")]
     pub path: String,
     #[serde(deserialize_with = "text")]

@@ -144,10 +144,39 @@ async fn s08_app_error_is_confirmed_by_the_server_sidecar() -> anyhow::Result<()
     assert_eq!(server.downstream_peer_principal, spiffe_id(ns, "invoices"));
     assert!(hop.server_pod().starts_with("billing-v1-"), "{hop:#?}");
 
+    // The client's downstream is its own app (plaintext, nothing to record); the server's is
+    // the client pod, whose address the hop join uses.
+    assert!(!client.downstream_mtls);
+    assert_eq!(client.source_address, "");
+    assert!(!server.source_address.is_empty(), "{server:#?}");
+
+    // The second failure's records come from the filters' caches: same facts, fresh request.
+    let again = outcome.probe("app-503-again")?;
+    assert_eq!(again.reply, Ok(503));
+    let (again_client, again_server) = (again.hop.client_record()?, again.hop.server_record()?);
+    assert_ne!(again_client.request_id, client.request_id);
+    let cached = |r: &meshwhy_proto::v1::DecisionRecord| {
+        (
+            r.direction,
+            r.route_name.clone(),
+            r.virtual_host.clone(),
+            r.cluster.clone(),
+            r.route_provenance.clone(),
+            r.cluster_provenance.clone(),
+            r.endpoint_tls_mode.clone(),
+            r.upstream_tls_version.clone(),
+            r.upstream_peer_principal.clone(),
+            r.downstream_peer_principal.clone(),
+        )
+    };
+    assert_eq!(cached(again_client), cached(client));
+    assert_eq!(cached(again_server), cached(server));
+    assert!(!again_server.source_address.is_empty());
+
     // meshwhy: the app's own error, told from the server side, both hops joined.
     let found = finding(&url(&collector), ns, "app_returned_error").await?;
     assert_eq!(recorded_by(&found), Direction::Inbound);
-    assert_eq!(joined(&found), 1);
+    assert_eq!(joined(&found), 2);
     let one = observe::explain_request(&url(&collector), &hop.request_id).await?;
     assert_eq!(
         one.findings.first().map(|f| f.cause.as_str()),

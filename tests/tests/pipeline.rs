@@ -62,6 +62,7 @@ fn assert_agrees(record: &StoredRecord, line: &LogLine) {
         "{id}: transport failure"
     );
     assert_eq!(r.method, line.method, "{id}: method");
+    assert_eq!(r.authority, line.authority, "{id}: authority");
     assert_eq!(r.path, strip_query(&line.path), "{id}: path");
     assert_eq!(
         r.route_provenance,

@@ -60,7 +60,17 @@ pub async fn app_error(collector: SocketAddr) -> Result<Outcome> {
         .call(lab.service("billing")?, "/status/503", &id)
         .await;
     let hop = observe::wait_hop(&url, &id, 1, 1).await?;
-    Ok(Outcome::new(ns).with("app-503", reply, hop))
+    // The same failure again: its record is built from the filter's caches (provenance and
+    // upstream TLS facts), which must say what the first, freshly read, record said.
+    let again_id = request_id(ns, "app-503-again");
+    let again_reply = lab
+        .pod("invoices-v1", 0)?
+        .call(lab.service("billing")?, "/status/503", &again_id)
+        .await;
+    let again = observe::wait_hop(&url, &again_id, 1, 1).await?;
+    Ok(Outcome::new(ns)
+        .with("app-503", reply, hop)
+        .with("app-503-again", again_reply, again))
 }
 
 /// Scenario 5: `storefront` calls `ratings` through a VirtualService to subset v3 (the
