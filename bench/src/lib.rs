@@ -55,7 +55,7 @@ pub async fn run(options: Options) -> Result<()> {
         pin::boost(std::process::id())?;
     }
 
-    let mut scenarios = scenario::all(&options.read_variants, &options.cel_variants);
+    let mut scenarios = scenario::all(&options.read_variants.0, &options.cel_variants.0);
     if !options.only.is_empty() {
         scenarios.retain(|s| options.only.contains(&s.name));
         ensure!(

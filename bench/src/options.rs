@@ -59,20 +59,20 @@ pub struct Options {
     #[arg(
         long,
         env = "MESHWHY_BENCH_READ_VARIANTS",
-        value_delimiter = ',',
+        value_parser = parse_counts,
         default_value = "5,16"
     )]
-    pub read_variants: Vec<usize>,
+    pub read_variants: Counts,
 
     /// CEL variants of the empty filter: the same first N values fetched with one CEL
     /// evaluation (Envoy's `expr_evaluate`) instead of N reads, comma-separated. Empty for none.
     #[arg(
         long,
         env = "MESHWHY_BENCH_CEL_VARIANTS",
-        value_delimiter = ',',
+        value_parser = parse_counts,
         default_value = "5,16"
     )]
-    pub cel_variants: Vec<usize>,
+    pub cel_variants: Counts,
 
     /// Only these scenarios (comma-separated names); default all.
     #[arg(long, env = "MESHWHY_BENCH_ONLY", value_delimiter = ',')]
@@ -171,13 +171,42 @@ impl Options {
                 return Err(format!("{flag} must be a positive number, got {value}"));
             }
         }
-        if self.read_variants.contains(&0) {
+        if self.read_variants.0.contains(&0) {
             return Err("--read-variants: 0 is the empty filter itself; list only N > 0".into());
         }
         // The empty filter knows 16 values (its reads::PROPERTIES).
-        if let Some(n) = self.cel_variants.iter().find(|&&n| n == 0 || n > 16) {
+        if let Some(n) = self.cel_variants.0.iter().find(|&&n| n == 0 || n > 16) {
             return Err(format!("--cel-variants: {n} is not between 1 and 16"));
         }
         Ok(())
+    }
+}
+
+/// A comma-separated list of counts; the empty string is the empty list (no variants).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(pub Vec<usize>);
+
+fn parse_counts(text: &str) -> Result<Counts, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse().map_err(|_| {
+                format!("\"{part}\" is not a count (expected e.g. 5,16, or \"\" for none)")
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_parse_and_the_empty_list_is_none() {
+        assert_eq!(parse_counts("5,16"), Ok(Counts(vec![5, 16])));
+        assert_eq!(parse_counts(""), Ok(Counts(Vec::new())));
+        assert!(parse_counts("5,x").unwrap_err().contains("\"x\""));
     }
 }

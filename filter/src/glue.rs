@@ -44,7 +44,6 @@ mod path {
     pub(super) const RESPONSE_FLAGS: &[u8] = b"response\0flags";
     pub(super) const RESPONSE_GRPC_STATUS: &[u8] = b"response\0grpc_status";
     pub(super) const RESPONSE_CODE_DETAILS: &[u8] = b"response\0code_details";
-    pub(super) const REQUEST_TIME: &[u8] = b"request\0time";
     pub(super) const REQUEST_DURATION: &[u8] = b"request\0duration";
     pub(super) const LISTENER_DIRECTION: &[u8] = b"xds\0listener_direction";
     pub(super) const ROUTE_NAME: &[u8] = b"xds\0route_name";
@@ -384,8 +383,9 @@ impl Active {
     }
 
     /// A full record. Every host call costs microseconds of Envoy CPU, so only what can differ
-    /// per request is read per request (7–9 calls on top of the code, flags and headers); what
-    /// the configuration fixes comes from the caches, and facts that cannot apply are skipped.
+    /// per request is read per request: on top of the code, flags and header map, six reads and
+    /// the clock, plus the transport failure when Envoy flagged the request and the downstream
+    /// peer on inbound listeners. What the configuration fixes comes from the caches.
     fn read_record(
         &mut self,
         headers: RequestHeaders,
@@ -395,7 +395,7 @@ impl Active {
         let property = hostcall::property;
         let flagged = outcome.flags != 0;
         let mut raw = RawRecord {
-            start_time: property(path::REQUEST_TIME),
+            now_unix_nanos: hostcall::now_nanos().unwrap_or(self.now),
             headers,
             code_details: property(path::RESPONSE_CODE_DETAILS),
             route_name: property(path::ROUTE_NAME),

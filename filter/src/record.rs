@@ -275,8 +275,10 @@ pub fn endpoint_tls_mode(upstream_host_metadata: Option<&[u8]>) -> String {
 /// host comes separately, from the caches.
 #[derive(Debug, Clone, Default)]
 pub struct RawRecord {
-    /// `request.time`.
-    pub start_time: Option<Vec<u8>>,
+    /// The host's clock in `on_log`, nanoseconds since the epoch: the start time is this minus
+    /// `request.duration` (a clock call is cheaper than reading `request.time`, and `on_log`
+    /// runs as the stream completes, so the two agree to well under a millisecond).
+    pub now_unix_nanos: u64,
     /// The request headers a record uses.
     pub headers: RequestHeaders,
     /// `response.code_details`.
@@ -310,6 +312,7 @@ pub fn build(
     sampled_success: bool,
 ) -> DecisionRecord {
     let headers = raw.headers;
+    let duration_nanos = raw.duration.as_deref().map(decode_nanos).unwrap_or(0);
     let path = headers
         .original_path
         .as_deref()
@@ -318,7 +321,7 @@ pub fn build(
         .unwrap_or_default()
         .to_vec();
     DecisionRecord {
-        start_time_unix_nanos: raw.start_time.as_deref().map(decode_nanos).unwrap_or(0),
+        start_time_unix_nanos: raw.now_unix_nanos.saturating_sub(duration_nanos),
         request_id: opt_string(headers.request_id, MAX_SHORT_BYTES),
         trace_id: trace_id(
             headers.traceparent.as_deref(),
@@ -341,7 +344,7 @@ pub fn build(
             .as_deref()
             .and_then(decode_u32)
             .unwrap_or(0),
-        duration_nanos: raw.duration.as_deref().map(decode_nanos).unwrap_or(0),
+        duration_nanos,
         downstream_mtls: raw.downstream_mtls.as_deref().is_some_and(decode_bool),
         downstream_peer_principal: opt_string(raw.downstream_peer_principal, MAX_LONG_BYTES),
         upstream_tls_version: upstream.tls_version.clone(),
@@ -547,7 +550,7 @@ pub(crate) mod tests {
     #[test]
     fn builds_a_full_record() {
         let raw = RawRecord {
-            start_time: le(1_700_000_000_123_456_789),
+            now_unix_nanos: 1_700_000_000_125_000_000,
             headers: RequestHeaders {
                 request_id: s("req-1"),
                 traceparent: s("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
@@ -591,7 +594,7 @@ pub(crate) mod tests {
         assert_eq!(
             record,
             DecisionRecord {
-                start_time_unix_nanos: 1_700_000_000_123_456_789,
+                start_time_unix_nanos: 1_700_000_000_123_500_000,
                 request_id: "req-1".into(),
                 trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
                 direction: Direction::Outbound as i32,

@@ -7,6 +7,7 @@ use std::path::Path;
 /// The `json_format` the harness configures on Envoy's listener. Keys map 1:1 to [`LogLine`].
 pub const JSON_FORMAT: &str = r#"
                   request_id: "%REQ(X-REQUEST-ID)%"
+                  start_ms: "%START_TIME(%s%3f)%"
                   method: "%REQ(:METHOD)%"
                   authority: "%REQ(:AUTHORITY)%"
                   path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
@@ -33,6 +34,9 @@ pub const JSON_FORMAT: &str = r#"
 pub struct LogLine {
     #[serde(deserialize_with = "text")]
     pub request_id: String,
+    /// Start time, milliseconds since the epoch.
+    #[serde(deserialize_with = "text")]
+    pub start_ms: String,
     #[serde(deserialize_with = "text")]
     pub method: String,
     #[serde(deserialize_with = "text")]

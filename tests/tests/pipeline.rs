@@ -26,12 +26,22 @@ fn strip_query(path: &str) -> &str {
 }
 
 /// Field-by-field comparison of one record with Envoy's line for the same request.
-fn assert_agrees(record: &StoredRecord, line: &LogLine) {
+fn assert_agrees(record: &StoredRecord, line: &LogLine) -> anyhow::Result<()> {
     let r = record.record.as_ref().expect("record body");
     let id = &line.request_id;
     let f = LogLine::field;
     assert_eq!(r.request_id, line.request_id);
     assert_eq!(r.response_code, line.code(), "{id}: code");
+    // The filter derives the start from the clock and the duration (cheaper than a read); it
+    // lands on Envoy's logged start give or take the moment `on_log` runs after completion. The
+    // slack is for a descheduled worker; the ut case (a 0.25 s timeout) fails it if the
+    // duration is lost.
+    let start_ms = i64::try_from(r.start_time_unix_nanos / 1_000_000)?;
+    let logged_ms: i64 = line.start_ms.parse()?;
+    assert!(
+        (start_ms - logged_ms).abs() <= 150,
+        "{id}: start {start_ms} ms, Envoy logged {logged_ms} ms"
+    );
     // Same set; Envoy prints flags in its own table order (e.g. `URX,UF`), meshwhy in bit order.
     let sorted = |mut names: Vec<String>| {
         names.sort();
@@ -79,6 +89,7 @@ fn assert_agrees(record: &StoredRecord, line: &LogLine) {
         f(&line.tls_mode),
         "{id}: endpoint tlsMode"
     );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +176,7 @@ async fn every_outcome_agrees_with_envoys_access_log() -> anyhow::Result<()> {
         )
         .await?;
         assert_eq!(records.len(), 1, "{id}: exactly one record");
-        assert_agrees(&records[0], line);
+        assert_agrees(&records[0], line)?;
         let proxy = records[0].proxy.as_ref().expect("proxy identity");
         assert_eq!(
             (
