@@ -14,6 +14,7 @@ pub mod collector_bench;
 pub mod envoy_bench;
 pub mod loadgen;
 pub mod options;
+pub mod outage;
 pub mod pin;
 pub mod procfs;
 pub mod report;
@@ -74,6 +75,31 @@ pub async fn run(options: Options) -> Result<()> {
         envoy_rounds(&options, &scenarios, &meshwhy_wasm, &empty_wasm, placement).await?
     };
 
+    let outage = if options.skip_outage || options.skip_envoy {
+        None
+    } else {
+        let load = outage::OutageLoad {
+            duration: Duration::from_secs_f64(options.outage_secs),
+            rate: options.outage_rate,
+            samples: 24,
+            placement: envoy_bench::Placement {
+                cpu: cpus.map(|cpus| cpus.measured),
+                boost: options.boost,
+            },
+        };
+        eprintln!(
+            "collector outage: {} s of failure traffic at {} req/s, collector unreachable…",
+            options.outage_secs, options.outage_rate
+        );
+        let result = outage::run(&load, &meshwhy_wasm.display().to_string()).await?;
+        eprintln!(
+            "  Envoy RSS {:.1} MiB peak, {:+.1} MiB over the second half",
+            result.peak_kib() as f64 / 1024.0,
+            result.second_half_growth_kib() as f64 / 1024.0
+        );
+        Some(result)
+    };
+
     let ingest = if options.skip_ingest {
         None
     } else {
@@ -115,6 +141,7 @@ pub async fn run(options: Options) -> Result<()> {
         samples,
         finishes,
         modules,
+        outage,
         ingest,
     };
     let markdown = report::markdown(&report);
@@ -242,6 +269,18 @@ fn smoke_check(scenarios: &[scenario::Scenario], report: &report::Report) -> Res
                 shipped.expected
             );
         }
+    }
+    if let Some(outage) = &report.outage {
+        ensure!(
+            outage.requests > 0 && outage.errors == 0,
+            "smoke: the outage run answered {} requests with {} errors",
+            outage.requests,
+            outage.errors
+        );
+        ensure!(
+            !outage.last_warning.is_empty(),
+            "smoke: in the outage run the filter never reported a failed push"
+        );
     }
     if let Some(ingest) = &report.ingest {
         ensure!(

@@ -86,6 +86,19 @@ pub struct Options {
     #[arg(long)]
     pub skip_ingest: bool,
 
+    /// Skip the collector-outage memory run.
+    #[arg(long)]
+    pub skip_outage: bool,
+
+    /// Length of the collector-outage run (meshwhy on failure traffic, collector unreachable,
+    /// Envoy's RSS sampled), seconds.
+    #[arg(long, env = "MESHWHY_BENCH_OUTAGE_SECS", default_value_t = 120.0)]
+    pub outage_secs: f64,
+
+    /// Failure requests per second during the outage run.
+    #[arg(long, env = "MESHWHY_BENCH_OUTAGE_RATE", default_value_t = 1000.0)]
+    pub outage_rate: f64,
+
     /// Length of the collector ingest run, seconds.
     #[arg(long, env = "MESHWHY_BENCH_INGEST_SECS", default_value_t = 10.0)]
     pub ingest_secs: f64,
@@ -147,6 +160,8 @@ impl Options {
             self.ingest_secs = 1.5;
             self.ingest_proxies = 4;
             self.ingest_in_flight = 2;
+            self.outage_secs = 2.0;
+            self.outage_rate = 200.0;
         }
         self
     }
@@ -165,6 +180,8 @@ impl Options {
             ("--ingest-proxies", self.ingest_proxies as f64),
             ("--ingest-batch", self.ingest_batch as f64),
             ("--ingest-in-flight", self.ingest_in_flight as f64),
+            ("--outage-secs", self.outage_secs),
+            ("--outage-rate", self.outage_rate),
         ];
         for (flag, value) in positive {
             if !(value.is_finite() && value > 0.0) {

@@ -1,11 +1,13 @@
 //! Turns the samples into the tables BENCHMARKS.md shows: per scenario the median and range of
 //! every figure; Envoy CPU per request as ratios (of medians, with a 90% bootstrap interval)
 //! against router-only, the empty-filter floor and native ALS; the budget checks from DESIGN.md;
-//! where meshwhy's success-path cost goes; and the collector's ingest.
+//! where meshwhy's success-path cost goes; filter memory in a collector outage; and the
+//! collector's ingest.
 
 use crate::{
     collector_bench::IngestResult,
     envoy_bench::{Finish, Sample},
+    outage::OutageResult,
     scenario::{Scenario, Traffic},
     stats::{Ratio, Spread, median},
 };
@@ -22,6 +24,10 @@ pub const BUDGET_FAILURE_VS_ROUTER: f64 = 1.60;
 pub const BUDGET_MODULE_BYTES: u64 = 200 * 1024;
 /// Collector ingest, records/s on one core.
 pub const BUDGET_INGEST_PER_CORE: f64 = 300_000.0;
+/// "Flat" filter memory during a collector outage: at most this much Envoy RSS growth over the
+/// second half of the run, KiB. The record buffer fills in seconds; what is left is allocator
+/// noise, while a leak of even one byte per record would show many times over.
+pub const FLAT_GROWTH_KIB: i64 = 1024;
 
 /// One scenario's summary over rounds.
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +143,8 @@ pub struct Report {
     pub finishes: Vec<Finish>,
     /// Module sizes.
     pub modules: Modules,
+    /// The collector-outage memory run, when it ran.
+    pub outage: Option<OutageResult>,
     /// The collector run, when it ran.
     pub ingest: Option<IngestResult>,
 }
@@ -204,10 +212,30 @@ pub fn markdown(report: &Report) -> String {
     if let Some(decomposition) = decomposition(report) {
         let _ = writeln!(out, "\n{decomposition}");
     }
+    if let Some(outage) = &report.outage {
+        outage_table(&mut out, outage);
+    }
     if let Some(ingest) = &report.ingest {
         ingest_table(&mut out, ingest);
     }
     out
+}
+
+fn outage_table(out: &mut String, outage: &OutageResult) {
+    let series: Vec<String> = outage
+        .rss_kib
+        .iter()
+        .map(|(t, kib)| format!("{t:.1} s {:.1}", *kib as f64 / 1024.0))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nCollector outage: {} failure requests over {:.0} s ({} errors), collector unreachable. Envoy RSS (MiB) over time: {}.\nThe filter's last warning: `{}`",
+        outage.requests,
+        outage.seconds,
+        outage.errors,
+        series.join(" · "),
+        outage.last_warning
+    );
 }
 
 fn envoy_table(out: &mut String, report: &Report) {
@@ -296,6 +324,18 @@ fn budget_table(out: &mut String, report: &Report) {
         report.modules.empty_bytes as f64 / 1024.0,
         met(report.modules.meshwhy_bytes <= BUDGET_MODULE_BYTES)
     );
+    if let Some(outage) = &report.outage {
+        let growth = outage.second_half_growth_kib();
+        let _ = writeln!(
+            out,
+            "| filter memory with the collector down for minutes | bounded by config, flat | Envoy RSS {:+.1} MiB over the second half of {:.0} s | | peak {:.1} MiB, {} requests | {} |",
+            growth as f64 / 1024.0,
+            outage.seconds,
+            outage.peak_kib() as f64 / 1024.0,
+            outage.requests,
+            met(growth <= FLAT_GROWTH_KIB)
+        );
+    }
     if let Some(ingest) = &report.ingest {
         let _ = writeln!(
             out,
