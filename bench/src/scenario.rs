@@ -6,7 +6,7 @@
 
 use meshwhy_e2e::{
     access_log::JSON_FORMAT,
-    scenario::{EnvoyAddrs, indent, snippets},
+    scenario::{EnvoyAddrs, indent, sidecar_head, snippets},
 };
 use std::net::SocketAddr;
 
@@ -217,32 +217,9 @@ pub fn envoy_config(scenario: &Scenario, wiring: &Wiring) -> anyhow::Result<Stri
             );
         }
     }
+    let head = sidecar_head("bench");
     Ok(format!(
-        r#"node:
-  id: "sidecar~127.0.0.1~client-7d9f-abcde.bench~bench.svc.cluster.local"
-  cluster: client.bench
-  metadata:
-    NAME: client-7d9f-abcde
-    NAMESPACE: bench
-    WORKLOAD_NAME: client
-    SERVICE_ACCOUNT: client
-    ISTIO_VERSION: "1.28.0"
-    CLUSTER_ID: Kubernetes
-    MESH_ID: cluster.local
-    LABELS: {{app: client, version: v1}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-static_resources:
-  listeners:
-  - name: main
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    traffic_direction: OUTBOUND
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main{access_log}
+        r#"{head}{access_log}
           route_config:
             name: "80"
             virtual_hosts:

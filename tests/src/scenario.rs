@@ -459,32 +459,9 @@ pub fn envoy_config(addrs: &EnvoyAddrs) -> String {
             .to_owned(),
     ]
     .concat();
+    let head = sidecar_head("e2e");
     format!(
-        r#"node:
-  id: "sidecar~127.0.0.1~client-7d9f-abcde.e2e~e2e.svc.cluster.local"
-  cluster: client.e2e
-  metadata:
-    NAME: client-7d9f-abcde
-    NAMESPACE: e2e
-    WORKLOAD_NAME: client
-    SERVICE_ACCOUNT: client
-    ISTIO_VERSION: "1.28.0"
-    CLUSTER_ID: Kubernetes
-    MESH_ID: cluster.local
-    LABELS: {{app: client, version: v1}}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-static_resources:
-  listeners:
-  - name: main
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    traffic_direction: OUTBOUND
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: main
+        r#"{head}
           preserve_external_request_id: true
           access_log:
           - name: envoy.access_loggers.file
@@ -637,4 +614,37 @@ pub mod query {
             .into_inner()
             .proxies)
     }
+}
+
+/// The start of a client sidecar's bootstrap shaped like istiod's: the node (id and metadata of
+/// pod `client-7d9f-abcde` in `namespace`), a port-0 admin, and the outbound listener `main` up
+/// to its `http_connection_manager`'s `stat_prefix`; the caller goes on with the HCM's fields.
+pub fn sidecar_head(namespace: &str) -> String {
+    format!(
+        r#"node:
+  id: "sidecar~127.0.0.1~client-7d9f-abcde.{namespace}~{namespace}.svc.cluster.local"
+  cluster: client.{namespace}
+  metadata:
+    NAME: client-7d9f-abcde
+    NAMESPACE: {namespace}
+    WORKLOAD_NAME: client
+    SERVICE_ACCOUNT: client
+    ISTIO_VERSION: "1.28.0"
+    CLUSTER_ID: Kubernetes
+    MESH_ID: cluster.local
+    LABELS: {{app: client, version: v1}}
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+static_resources:
+  listeners:
+  - name: main
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    traffic_direction: OUTBOUND
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: main"#
+    )
 }
