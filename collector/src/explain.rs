@@ -41,7 +41,7 @@ pub use finding::{
     Confidence, DecidedBy, Evidence, Finding, GroupKey, Hop, HopEvidence, HopPeer, HopRecord,
     Report, RequestReport, Resource, Totals,
 };
-pub use group::{Context, Group, Peer};
+pub use group::{Context, Group, KnownSubsets, Peer};
 pub use input::{Hints, Input, RecordRef, Scope, TrafficCount, request_hash};
 
 use meshwhy_proto::v1::{DecisionRecord, Direction};

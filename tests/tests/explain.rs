@@ -17,6 +17,8 @@ use std::collections::HashSet;
 /// The pod the scenario's sidecar reports as, as next commands must name it.
 const POD: &str = "client-7d9f-abcde";
 const POD_NS: &str = "client-7d9f-abcde.e2e";
+/// The destination app's logs: the upstream answered, so its logs say why.
+const BACKEND_LOGS: &str = "kubectl logs -n e2e -l app=backend";
 
 /// What meshwhy must say about one failure case.
 struct Expect {
@@ -46,8 +48,9 @@ const fn expect(
 
 /// The expected explanation of every failure case in [`CASES`].
 const EXPECTED: &[Expect] = &[
-    // The app's own 503 passed through: look at the app, not the mesh.
-    expect("app-503", "app_returned_error", &[POD]),
+    // The app's own 503 passed through: look at the destination's app (backend), not the mesh
+    // and not the calling pod (whose IP the upstream shares in this single-loopback lab).
+    expect("app-503", "app_returned_error", &[BACKEND_LOGS]),
     expect(
         "uf",
         "upstream_connect_failed",
@@ -143,7 +146,7 @@ const EXPECTED: &[Expect] = &[
         &[POD_NS, "meshwhy records --request-id"],
     ),
     // gRPC status 14 in an HTTP 200: still the app's own error (checked to name the status).
-    expect("grpc-unavailable", "app_returned_error", &[POD]),
+    expect("grpc-unavailable", "app_returned_error", &[BACKEND_LOGS]),
 ];
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
@@ -284,6 +287,16 @@ async fn every_pipeline_failure_is_explained() -> anyhow::Result<()> {
                     ),
                     (kind, namespace, name),
                     "{what}: resource: {finding:#}"
+                );
+            }
+
+            // The app to read is the destination's, never the caller's.
+            if expect.cause == "app_returned_error" {
+                assert!(
+                    !next
+                        .iter()
+                        .any(|c| c.starts_with(&format!("kubectl logs {POD}"))),
+                    "{what}: the calling pod's logs: {next:#?}"
                 );
             }
 

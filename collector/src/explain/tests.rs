@@ -141,6 +141,21 @@ fn the_503_that_is_not_a_503_reads_differently_with_and_without_the_server_recor
         report.findings[0].evidence.hop.as_ref().unwrap().summary,
         "no reporting sidecar is known at 10.9.9.9:9080: the server side is not visible"
     );
+
+    // The upstream is the caller's own address (host network, a shared loopback IP): the caller
+    // is not its own server, neither in the hop nor in the next commands.
+    let mut own_ip = outbound(503, "", VIA_UPSTREAM);
+    own_ip.upstream_host = "10.0.0.5:9080".into();
+    let report = explain_records(&[(client(), own_ip)]);
+    let finding = &report.findings[0];
+    assert_eq!(
+        finding.evidence.hop.as_ref().unwrap().summary,
+        "no reporting sidecar is known at 10.0.0.5:9080: the server side is not visible"
+    );
+    assert_eq!(
+        finding.next_commands,
+        ["kubectl logs -n shop -l app=reviews --tail=200 --prefix"]
+    );
 }
 
 #[test]
