@@ -562,6 +562,7 @@ static_resources:
               - name: direct
                 match: {{path: /direct}}
                 direct_response: {{status: 502}}
+                metadata: {{filter_metadata: {{istio: {{config: "{VS_PROVENANCE}"}}}}}}
           http_filters:
           - name: envoy.filters.http.rbac
             typed_config:

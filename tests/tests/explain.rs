@@ -138,13 +138,20 @@ const EXPECTED: &[Expect] = &[
             ],
         )
     },
-    // A route's own `direct_response` 502 matches no cause in the catalogue: `unknown`, which
-    // must carry the raw evidence (checked below) and say how to look closer.
-    expect(
-        "direct",
-        "unknown",
-        &[POD_NS, "meshwhy records --request-id"],
-    ),
+    // A route's own `direct_response` 502 (a VirtualService `directResponse` in Istio): the
+    // route's configuration answered, named from its provenance; the route as Envoy has it.
+    Expect {
+        resource: Some(("VirtualService", "e2e", "backend")),
+        ..expect(
+            "direct",
+            "direct_response",
+            &[
+                "istioctl proxy-config routes client-7d9f-abcde.e2e --name 80 -o json",
+                "select(.name == \"direct\")",
+                "kubectl get virtualservice backend -n e2e",
+            ],
+        )
+    },
     // gRPC status 14 in an HTTP 200: still the app's own error (checked to name the status).
     expect("grpc-unavailable", "app_returned_error", &[BACKEND_LOGS]),
 ];
@@ -315,7 +322,7 @@ async fn every_pipeline_failure_is_explained() -> anyhow::Result<()> {
                     );
                 }
                 "direct" => {
-                    // `unknown` never drops the raw evidence.
+                    // The raw evidence that decided it.
                     let decided = &evidence["decided_by"];
                     assert_eq!(str_at(decided, "/response_code_details"), "direct_response");
                     assert_eq!(str_at(decided, "/route_name"), "direct");
@@ -323,13 +330,8 @@ async fn every_pipeline_failure_is_explained() -> anyhow::Result<()> {
                     assert_eq!(str_at(finding, "/group/details_class"), "direct_response");
                     let title = str_at(finding, "/title");
                     assert!(
-                        title.contains("502") && title.contains("direct_response"),
-                        "{what}: the raw outcome in the title: {title}"
-                    );
-                    assert!(
-                        next.iter()
-                            .any(|c| *c == format!("meshwhy records --request-id {id}")),
-                        "{what}: {next:#?}"
+                        title.contains("the route direct of VirtualService e2e/backend answered 502 itself (direct_response)"),
+                        "{what}: the route, its VirtualService and the code in the title: {title}"
                     );
                 }
                 "grpc-unavailable" => {

@@ -362,6 +362,15 @@ fn every_failure_in_the_matrix_gets_its_cause() {
     nr.cluster.clear();
     let mut nc = outbound(503, "NC", CLUSTER_NOT_FOUND);
     nc.cluster.clear();
+    // A route's own direct_response 502 (e2e `direct` case) vs Istio's REGISTRY_ONLY block_all
+    // 502, which is also a direct response.
+    let mut direct = outbound(502, "", "direct_response");
+    direct.cluster.clear();
+    direct.upstream_host.clear();
+    direct.route_name = "direct".into();
+    let mut block_all = direct.clone();
+    block_all.route_name = "block_all".into();
+    block_all.virtual_host = "block_all".into();
     let cases = [
         (
             client(),
@@ -466,6 +475,8 @@ fn every_failure_in_the_matrix_gets_its_cause() {
             ),
             Cause::UpstreamReset,
         ),
+        (client(), direct, Cause::DirectResponse),
+        (client(), block_all, Cause::RegistryOnlyBlocked),
         (client(), outbound(503, "LH", "x"), Cause::Unknown),
         // Older forms.
         (
