@@ -59,14 +59,15 @@ impl Rule for NoCluster {
 
         let hint = match &destination_rule {
             Some((dr, _)) => format!(
-                "its route{route} sends to {host} with a subset DestinationRule {}/{} does not \
-                 define: fix the subset name or add the subset",
+                "its route{route} for {host} names a destination this sidecar has no cluster for: \
+                 a subset DestinationRule {}/{} does not define (fix the subset name or add the \
+                 subset), or another host with no Service/ServiceEntry",
                 dr.namespace, dr.name
             ),
             None => format!(
-                "its route{route} sends to {host} with a subset no DestinationRule defines (or to \
-                 a host with no Service/ServiceEntry): add the DestinationRule subset or fix the \
-                 destination"
+                "its route{route} for {host} names a destination this sidecar has no cluster for: \
+                 a subset no DestinationRule defines, or a host with no Service/ServiceEntry (or \
+                 hidden by a Sidecar)"
             ),
         };
         let resource =
@@ -119,13 +120,13 @@ impl Rule for NoCluster {
         .commands(next);
         diagnosis = diagnosis.note(match (&destination_rule, named_subsets.is_empty()) {
             (Some((dr, _)), false) => format!(
-                "DestinationRule {}/{} gives {host} the subsets {}: the route's subset is none of them",
+                "DestinationRule {}/{} gives {host} the subsets {} (seen in the proxies' clusters): the route's destination is none of them",
                 dr.namespace,
                 dr.name,
                 named_subsets.join(", ")
             ),
             (None, false) => format!(
-                "the proxies have clusters for {host} with subsets {}: the route's subset is none of them",
+                "the proxies have clusters for {host} with subsets {}: the route's destination is none of them",
                 named_subsets.join(", ")
             ),
             (_, true) if !known.subsets.is_empty() => format!(
@@ -180,7 +181,7 @@ mod tests {
         assert!(
             resource
                 .hint
-                .contains("a subset no DestinationRule defines"),
+                .contains("its route reviews-v3 for reviews.shop.svc.cluster.local names a destination this sidecar has no cluster for: a subset no DestinationRule defines"),
             "{}",
             resource.hint
         );
@@ -221,13 +222,14 @@ mod tests {
         assert_eq!(resource.kind, "VirtualService");
         assert_eq!(
             resource.hint,
-            "its route reviews-v3 sends to reviews.shop.svc.cluster.local with a subset \
-             DestinationRule shop/reviews does not define: fix the subset name or add the subset"
+            "its route reviews-v3 for reviews.shop.svc.cluster.local names a destination this \
+             sidecar has no cluster for: a subset DestinationRule shop/reviews does not define \
+             (fix the subset name or add the subset), or another host with no Service/ServiceEntry"
         );
         assert_eq!(
             finding.notes,
             [
-                "DestinationRule shop/reviews gives reviews.shop.svc.cluster.local the subsets v1, v2: the route's subset is none of them"
+                "DestinationRule shop/reviews gives reviews.shop.svc.cluster.local the subsets v1, v2 (seen in the proxies' clusters): the route's destination is none of them"
             ]
         );
         assert_eq!(
