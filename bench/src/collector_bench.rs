@@ -272,6 +272,8 @@ fn spawn_collector(load: &IngestLoad, addr: SocketAddr) -> Result<ChildGuard> {
     let mut command = crate::pin::pinned_command(&load.binary, load.pin_cpu);
     command
         .args(["--grpc-addr", &addr.to_string()])
+        // Any free port: the default would clash with another collector on this machine.
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .args(["--max-records", &load.max_records.to_string()])
         .env("MESHWHY_LOG", "warn")
         .stdin(Stdio::null())

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::CollectorConfig;
 use crate::store::{
     CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, ProxyReport, PushBatch, PushOutcome,
-    RecordFilter, RecordPage, Store, StoreError, StoredRecord,
+    RecordFilter, RecordPage, Store, StoreError, StoreStats, StoredRecord,
 };
 
 /// Newly stored records a follower may fall behind by before it is cut off (with a notice):
@@ -136,6 +136,9 @@ enum QueryCommand {
         follow: bool,
         reply: Reply<Observation>,
     },
+    Stats {
+        reply: Reply<StoreStats>,
+    },
 }
 
 /// How handlers reach the aggregator; cheap to clone.
@@ -177,6 +180,7 @@ impl std::fmt::Debug for QueryCommand {
             Self::Proxies { .. } => "QueryCommand::Proxies",
             Self::Explain { .. } => "QueryCommand::Explain",
             Self::Observe { .. } => "QueryCommand::Observe",
+            Self::Stats { .. } => "QueryCommand::Stats",
         })
     }
 }
@@ -270,6 +274,9 @@ fn answer<S: Store>(store: &S, query: QueryCommand, published: &broadcast::Sende
         // meanwhile wait in their bounded queue.
         QueryCommand::Explain { query, reply } => {
             let _ = reply.send(store.explain(&query));
+        }
+        QueryCommand::Stats { reply } => {
+            let _ = reply.send(Ok(store.stats()));
         }
         // Backlog and subscription in one turn of the owner: no push lands between them.
         QueryCommand::Observe {
@@ -377,6 +384,18 @@ impl AggregatorHandle {
             reply,
         })
         .await
+    }
+
+    /// The store's size and eviction count (metrics, readiness: an answer means the owner task
+    /// is turning).
+    pub async fn stats(&self) -> Result<StoreStats, AggregatorError> {
+        self.query(|reply| QueryCommand::Stats { reply }).await
+    }
+
+    /// Push batches waiting for the aggregator now, and how many may wait.
+    pub fn push_queue(&self) -> (usize, usize) {
+        let capacity = self.pushes.max_capacity();
+        (capacity - self.pushes.capacity(), capacity)
     }
 
     async fn query<T>(

@@ -4,6 +4,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Default gRPC listen address of `meshwhy-collector`.
 pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9900";
+/// Default HTTP listen address of `/metrics`, `/healthz` and `/readyz`.
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9901";
 /// Default number of decision records kept in memory; the oldest are evicted first.
 pub const DEFAULT_MAX_RECORDS: usize = 200_000;
 /// Default number of Push batches that may wait for the aggregator before pushes are refused.
@@ -78,6 +80,11 @@ pub const GRPC_ADDR: Setting = Setting {
     flag: "--grpc-addr",
     env: "MESHWHY_GRPC_ADDR",
 };
+/// `--metrics-addr` / `MESHWHY_METRICS_ADDR`.
+pub const METRICS_ADDR: Setting = Setting {
+    flag: "--metrics-addr",
+    env: "MESHWHY_METRICS_ADDR",
+};
 /// `--max-records` / `MESHWHY_MAX_RECORDS`.
 pub const MAX_RECORDS: Setting = Setting {
     flag: "--max-records",
@@ -110,10 +117,15 @@ pub enum ConfigError {
     },
 }
 
-/// Parses a listen address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved once, now).
+/// Parses the gRPC listen address: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved once, now).
 pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ConfigError> {
+    parse_addr(GRPC_ADDR, value)
+}
+
+/// Parses the listen address of `setting` (see [`parse_listen_addr`]); errors name `setting`.
+pub fn parse_addr(setting: Setting, value: &str) -> Result<SocketAddr, ConfigError> {
     let invalid = || ConfigError::Invalid {
-        setting: GRPC_ADDR,
+        setting,
         value: value.to_owned(),
         expected: "HOST:PORT such as 0.0.0.0:9900 or 127.0.0.1:0",
     };
@@ -189,6 +201,21 @@ mod tests {
             assert!(message.contains("--grpc-addr"), "{message}");
             assert!(message.contains("MESHWHY_GRPC_ADDR"), "{message}");
         }
+    }
+
+    #[test]
+    fn metrics_addr_errors_name_their_setting() {
+        assert_eq!(
+            parse_addr(METRICS_ADDR, "127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        let message = parse_addr(METRICS_ADDR, "nonsense")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("--metrics-addr (env MESHWHY_METRICS_ADDR)"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub use finding::{
     Confidence, DecidedBy, Evidence, Finding, GroupKey, Hop, HopEvidence, HopPeer, HopRecord,
     Report, RequestReport, Resource, Totals,
 };
-pub use group::{Context, Group, Peer};
+pub use group::{Context, Group, KnownSubsets, Peer};
 pub use input::{Hints, Input, RecordRef, Scope, TrafficCount, request_hash};
 
 use meshwhy_proto::v1::{DecisionRecord, Direction};
@@ -162,6 +162,27 @@ pub fn is_failure(record: &DecisionRecord) -> bool {
     record.response_flags & !bits::BENIGN != 0
         || matches!(record.response_code, 0 | 403 | 429 | 500..)
         || record.grpc_status.is_some_and(|status| status != 0)
+}
+
+/// The cause of one record judged on its own (no other records, no proxies known); `None` when
+/// it is not a failure. What `meshwhy observe --cause` and the collector's failure metrics use.
+pub fn record_cause(
+    proxy: &meshwhy_proto::v1::ProxyIdentity,
+    record: &DecisionRecord,
+) -> Option<Cause> {
+    if !is_failure(record) {
+        return None;
+    }
+    let input = Input {
+        records: vec![RecordRef::new(proxy, record)],
+        successes: Vec::new(),
+        proxies: Vec::new(),
+        window_complete: false,
+    };
+    explain(&input, &Scope::default(), 1)
+        .findings
+        .first()
+        .map(|finding| finding.cause)
 }
 
 /// Explains one request end to end: its hops (client and server records paired), and a finding

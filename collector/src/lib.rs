@@ -7,8 +7,10 @@ pub mod config;
 pub mod decode;
 pub mod explain;
 pub mod flags;
+pub mod http;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod query;
 pub mod status;
 pub mod store;
@@ -16,6 +18,7 @@ pub mod time;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use meshwhy_proto::v1::ingest_server::IngestServer;
 use meshwhy_proto::v1::query_server::QueryServer;
@@ -27,6 +30,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use config::CollectorConfig;
 use config::ConfigError;
 use ingest::IngestService;
+use metrics::{MeteredIngest, Metrics};
 use query::QueryService;
 use store::{MemoryStore, Store};
 
@@ -72,15 +76,28 @@ pub async fn run_with_store<S: Store>(
     store: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CollectorError> {
+    run_with_listeners(listener, None, config, store, shutdown).await
+}
+
+/// Like [`run_with_store`], plus `/metrics`, `/healthz` and `/readyz` over HTTP on
+/// `metrics_listener` when given (see [`http`]).
+pub async fn run_with_listeners<S: Store>(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    config: CollectorConfig,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CollectorError> {
     config.validate()?;
     let addr = listener
         .local_addr()
         .map_err(CollectorError::ListenerAddr)?;
     let (aggregator, aggregator_task) =
         aggregator::spawn(store, &config, aggregator::system_clock());
-    let ingest = IngestServer::new(IngestService::new(
-        aggregator.clone(),
-        config.max_batch_records,
+    let metrics = Metrics::new();
+    let ingest = IngestServer::new(MeteredIngest::new(
+        IngestService::new(aggregator.clone(), config.max_batch_records),
+        Arc::clone(&metrics),
     ))
     .max_decoding_message_size(config.max_message_bytes);
     // Followed Observe streams never end on their own: tell them when shutdown starts.
@@ -88,6 +105,29 @@ pub async fn run_with_store<S: Store>(
     let shutdown = async move {
         shutdown.await;
         let _ = closing_tx.send(true);
+    };
+    let http_server = match metrics_listener {
+        Some(metrics_listener) => {
+            let metrics_addr = metrics_listener
+                .local_addr()
+                .map_err(CollectorError::ListenerAddr)?;
+            tracing::info!("meshwhy-collector metrics on http://{metrics_addr}/metrics");
+            let state = http::HttpState {
+                metrics,
+                aggregator: aggregator.clone(),
+                store_capacity: config.max_records as u64,
+            };
+            let mut closing = closing.clone();
+            Some(tokio::spawn(http::serve(
+                metrics_listener,
+                state,
+                async move {
+                    // Ends with the gRPC server: on shutdown, or when the sender is gone.
+                    let _ = closing.wait_for(|closing| *closing).await;
+                },
+            )))
+        }
+        None => None,
     };
     let query = QueryServer::new(QueryService::new(aggregator).closing_on(closing));
 
@@ -97,7 +137,11 @@ pub async fn run_with_store<S: Store>(
         .add_service(query)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
-    // Every in-flight call has been answered by now; stop the state owner.
+    // Every in-flight call has been answered by now; stop the HTTP endpoints (their shutdown
+    // is the same signal) and the state owner.
+    if let Some(http_server) = http_server {
+        http_server.await?;
+    }
     aggregator_task.stop().await?;
     tracing::info!("meshwhy-collector on {addr} stopped");
     served.map_err(|source| CollectorError::Serve { addr, source })
@@ -111,6 +155,8 @@ pub async fn run_with_store<S: Store>(
 pub struct CollectorHandle {
     /// The address it listens on (the real port when bound to port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, when they are.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), CollectorError>>>,
 }
@@ -149,18 +195,43 @@ pub async fn spawn(
     listener: TcpListener,
     config: CollectorConfig,
 ) -> Result<CollectorHandle, CollectorError> {
+    spawn_with_metrics(listener, None, config).await
+}
+
+/// Like [`spawn`], with the HTTP endpoints on `metrics_listener` when given.
+pub async fn spawn_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    config: CollectorConfig,
+) -> Result<CollectorHandle, CollectorError> {
     config.validate()?;
     let addr = listener
         .local_addr()
         .map_err(CollectorError::ListenerAddr)?;
+    let metrics_addr = match &metrics_listener {
+        Some(metrics_listener) => Some(
+            metrics_listener
+                .local_addr()
+                .map_err(CollectorError::ListenerAddr)?,
+        ),
+        None => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         // Either a signal or the handle being dropped stops the collector.
         let _ = stopped.await;
     };
-    let task = tokio::spawn(run(listener, config, shutdown));
+    let store = MemoryStore::new(config.max_records);
+    let task = tokio::spawn(run_with_listeners(
+        listener,
+        metrics_listener,
+        config,
+        store,
+        shutdown,
+    ));
     Ok(CollectorHandle {
         addr,
+        metrics_addr,
         stop: Some(stop),
         task: Some(task),
     })

@@ -23,6 +23,7 @@ fn command(program: &str) -> Command {
     for var in [
         "MESHWHY_COLLECTOR",
         "MESHWHY_GRPC_ADDR",
+        "MESHWHY_METRICS_ADDR",
         "MESHWHY_MAX_RECORDS",
         "MESHWHY_QUEUE_CAPACITY",
         "MESHWHY_LOG",
@@ -299,7 +300,9 @@ async fn collector_bad_config_is_one_line_and_exit_64() {
 async fn collector_port_in_use_exits_64() {
     let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let out = output(command(COLLECTOR).args(["--grpc-addr", &address])).await;
+    let out =
+        output(command(COLLECTOR).args(["--grpc-addr", &address, "--metrics-addr", "127.0.0.1:0"]))
+            .await;
     assert_eq!(out.status.code(), Some(64));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -311,25 +314,82 @@ async fn collector_port_in_use_exits_64() {
 }
 
 #[tokio::test]
+async fn collector_metrics_port_in_use_exits_64() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out =
+        output(command(COLLECTOR).args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", &address]))
+            .await;
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--metrics-addr / MESHWHY_METRICS_ADDR"),
+        "{stderr}"
+    );
+    let bad = output(command(COLLECTOR).env("MESHWHY_METRICS_ADDR", "nonsense")).await;
+    assert_eq!(bad.status.code(), Some(64));
+    assert!(
+        text(&bad.stderr).contains("--metrics-addr (env MESHWHY_METRICS_ADDR)"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[tokio::test]
 async fn collector_serves_until_sigterm() {
     let mut child = command(COLLECTOR)
-        .args(["--grpc-addr", "127.0.0.1:0"])
+        .args([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .env("MESHWHY_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(PATIENCE, async {
+    // Both addresses are logged (port 0 becomes a real port): metrics first, then gRPC.
+    let (metrics, address) = tokio::time::timeout(PATIENCE, async {
+        let mut metrics = None;
         while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some((_, rest)) = line.split_once("meshwhy-collector metrics on http://") {
+                let rest = rest.split_whitespace().next().unwrap();
+                metrics = Some(rest.trim_end_matches("/metrics").to_owned());
+            }
             if let Some((_, rest)) = line.split_once("meshwhy-collector listening on ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
+                let address = rest.split_whitespace().next().unwrap().to_owned();
+                return (metrics.expect("the metrics address first"), address);
             }
         }
         panic!("the collector exited without saying where it listens");
     })
     .await
-    .expect("the collector logged its address in time");
+    .expect("the collector logged its addresses in time");
+
+    // The real process answers its health check over HTTP.
+    let mut stream = tokio::net::TcpStream::connect(&metrics).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(
+        PATIENCE,
+        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut reply),
+    )
+    .await
+    .expect("healthz answered in time")
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
 
     let out =
         output(command(MESHWHY).args(["--collector", &address, "records", "-o", "json"])).await;

@@ -539,6 +539,7 @@ pub fn envoy_config(addrs: &EnvoyAddrs) -> String {
               - name: direct
                 match: {{path: /direct}}
                 direct_response: {{status: 502}}
+                metadata: {{filter_metadata: {{istio: {{config: "{VS_PROVENANCE}"}}}}}}
           http_filters:
           - name: envoy.filters.http.rbac
             typed_config:

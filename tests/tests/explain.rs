@@ -17,6 +17,8 @@ use std::collections::HashSet;
 /// The pod the scenario's sidecar reports as, as next commands must name it.
 const POD: &str = "client-7d9f-abcde";
 const POD_NS: &str = "client-7d9f-abcde.e2e";
+/// The destination app's logs: the upstream answered, so its logs say why.
+const BACKEND_LOGS: &str = "kubectl logs -n e2e -l app=backend";
 
 /// What meshwhy must say about one failure case.
 struct Expect {
@@ -46,8 +48,9 @@ const fn expect(
 
 /// The expected explanation of every failure case in [`CASES`].
 const EXPECTED: &[Expect] = &[
-    // The app's own 503 passed through: look at the app, not the mesh.
-    expect("app-503", "app_returned_error", &[POD]),
+    // The app's own 503 passed through: look at the destination's app (backend), not the mesh
+    // and not the calling pod (whose IP the upstream shares in this single-loopback lab).
+    expect("app-503", "app_returned_error", &[BACKEND_LOGS]),
     expect(
         "uf",
         "upstream_connect_failed",
@@ -135,15 +138,22 @@ const EXPECTED: &[Expect] = &[
             ],
         )
     },
-    // A route's own `direct_response` 502 matches no cause in the catalogue: `unknown`, which
-    // must carry the raw evidence (checked below) and say how to look closer.
-    expect(
-        "direct",
-        "unknown",
-        &[POD_NS, "meshwhy records --request-id"],
-    ),
+    // A route's own `direct_response` 502 (a VirtualService `directResponse` in Istio): the
+    // route's configuration answered, named from its provenance; the route as Envoy has it.
+    Expect {
+        resource: Some(("VirtualService", "e2e", "backend")),
+        ..expect(
+            "direct",
+            "direct_response",
+            &[
+                "istioctl proxy-config routes client-7d9f-abcde.e2e --name 80 -o json",
+                "select(.name == \"direct\")",
+                "kubectl get virtualservice backend -n e2e",
+            ],
+        )
+    },
     // gRPC status 14 in an HTTP 200: still the app's own error (checked to name the status).
-    expect("grpc-unavailable", "app_returned_error", &[POD]),
+    expect("grpc-unavailable", "app_returned_error", &[BACKEND_LOGS]),
 ];
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
@@ -287,6 +297,16 @@ async fn every_pipeline_failure_is_explained() -> anyhow::Result<()> {
                 );
             }
 
+            // The app to read is the destination's, never the caller's.
+            if expect.cause == "app_returned_error" {
+                assert!(
+                    !next
+                        .iter()
+                        .any(|c| c.starts_with(&format!("kubectl logs {POD}"))),
+                    "{what}: the calling pod's logs: {next:#?}"
+                );
+            }
+
             // Case-specific evidence.
             match case.name {
                 "rbac" => {
@@ -302,7 +322,7 @@ async fn every_pipeline_failure_is_explained() -> anyhow::Result<()> {
                     );
                 }
                 "direct" => {
-                    // `unknown` never drops the raw evidence.
+                    // The raw evidence that decided it.
                     let decided = &evidence["decided_by"];
                     assert_eq!(str_at(decided, "/response_code_details"), "direct_response");
                     assert_eq!(str_at(decided, "/route_name"), "direct");
@@ -310,13 +330,8 @@ async fn every_pipeline_failure_is_explained() -> anyhow::Result<()> {
                     assert_eq!(str_at(finding, "/group/details_class"), "direct_response");
                     let title = str_at(finding, "/title");
                     assert!(
-                        title.contains("502") && title.contains("direct_response"),
-                        "{what}: the raw outcome in the title: {title}"
-                    );
-                    assert!(
-                        next.iter()
-                            .any(|c| *c == format!("meshwhy records --request-id {id}")),
-                        "{what}: {next:#?}"
+                        title.contains("the route direct of VirtualService e2e/backend answered 502 itself (direct_response)"),
+                        "{what}: the route, its VirtualService and the code in the title: {title}"
                     );
                 }
                 "grpc-unavailable" => {

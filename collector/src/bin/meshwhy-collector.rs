@@ -1,10 +1,15 @@
 //! `meshwhy-collector`: receives decision records from meshwhy sidecar filters and serves queries.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshwhy_collector::config::{self, CollectorConfig, ConfigError, GRPC_ADDR};
+use meshwhy_collector::config::{
+    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting,
+};
 use meshwhy_collector::logging;
+use meshwhy_collector::store::MemoryStore;
+use tokio::net::TcpListener;
 
 /// Exit code (sysexits EX_USAGE) for bad flags, environment or an unusable address.
 const EXIT_USAGE: u8 = 64;
@@ -16,6 +21,11 @@ struct Args {
     /// Address to serve gRPC (Ingest and Query) on, HOST:PORT.
     #[arg(long, env = "MESHWHY_GRPC_ADDR", value_name = "HOST:PORT", default_value = config::DEFAULT_GRPC_ADDR)]
     grpc_addr: String,
+
+    /// Address to serve HTTP /metrics (Prometheus), /healthz and /readyz on, HOST:PORT (port 0:
+    /// any free port; the bound address is logged).
+    #[arg(long, env = "MESHWHY_METRICS_ADDR", value_name = "HOST:PORT", default_value = config::DEFAULT_METRICS_ADDR)]
+    metrics_addr: String,
 
     /// Decision records kept in memory; the oldest are evicted first.
     #[arg(long, env = "MESHWHY_MAX_RECORDS", value_name = "N", default_value_t = config::DEFAULT_MAX_RECORDS.to_string())]
@@ -29,16 +39,26 @@ struct Args {
 impl Args {
     /// Numbers and addresses are parsed here rather than by clap so that a bad value gives one
     /// line naming both the flag and its environment variable.
-    fn settings(&self) -> Result<(std::net::SocketAddr, CollectorConfig), ConfigError> {
-        let addr = config::parse_listen_addr(&self.grpc_addr)?;
+    fn settings(&self) -> Result<(Addrs, CollectorConfig), ConfigError> {
+        let addrs = Addrs {
+            grpc: config::parse_listen_addr(&self.grpc_addr)?,
+            metrics: config::parse_addr(METRICS_ADDR, &self.metrics_addr)?,
+        };
         let config = CollectorConfig {
             max_records: config::parse_count(config::MAX_RECORDS, &self.max_records)?,
             queue_capacity: config::parse_count(config::QUEUE_CAPACITY, &self.queue_capacity)?,
             ..CollectorConfig::default()
         };
         config.validate()?;
-        Ok((addr, config))
+        Ok((addrs, config))
     }
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    grpc: SocketAddr,
+    metrics: SocketAddr,
 }
 
 fn main() -> ExitCode {
@@ -57,7 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let (addr, config) = match args.settings() {
+    let (addrs, config) = match args.settings() {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("meshwhy-collector: {error}");
@@ -72,21 +92,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(addr, config))
+    runtime.block_on(serve(addrs, config))
 }
 
-async fn serve(addr: std::net::SocketAddr, config: CollectorConfig) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+/// Binds `addr` or says, in one line, which setting to change.
+async fn bind(addr: SocketAddr, setting: Setting) -> Result<TcpListener, ExitCode> {
+    TcpListener::bind(addr).await.map_err(|error| {
+        eprintln!(
+            "meshwhy-collector: cannot listen on {addr} ({} / {}): {error}; choose another address or stop whatever holds it",
+            setting.flag, setting.env
+        );
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
+    let listener = match bind(addrs.grpc, GRPC_ADDR).await {
         Ok(listener) => listener,
-        Err(error) => {
-            eprintln!(
-                "meshwhy-collector: cannot listen on {addr} ({} / {}): {error}; choose another address or stop whatever holds it",
-                GRPC_ADDR.flag, GRPC_ADDR.env
-            );
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
-    match meshwhy_collector::run(listener, config, shutdown_signal()).await {
+    let metrics_listener = match bind(addrs.metrics, METRICS_ADDR).await {
+        Ok(listener) => listener,
+        Err(code) => return code,
+    };
+    let store = MemoryStore::new(config.max_records);
+    let served = meshwhy_collector::run_with_listeners(
+        listener,
+        Some(metrics_listener),
+        config,
+        store,
+        shutdown_signal(),
+    );
+    match served.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let error = anyhow::Error::from(error);

@@ -23,7 +23,7 @@ use super::explain::Style;
 use super::output::{self, Column, or_dash, truncate};
 use super::records::{JsonRecord, JsonRecords, parse_flag};
 use super::{CliError, connect};
-use crate::explain::{self, Cause, Input, RecordRef, Scope};
+use crate::explain::{self, Cause};
 use crate::time::{format_clock_millis, parse_duration, unix_nanos};
 
 /// `-o/--output` of observe.
@@ -133,20 +133,8 @@ impl ObserveArgs {
 /// The explain engine's cause for one record on its own; `None` when it is not a failure.
 pub fn record_cause(stored: &StoredRecord) -> Option<Cause> {
     let record = stored.record.as_ref()?;
-    if !explain::is_failure(record) {
-        return None;
-    }
     let proxy = stored.proxy.clone().unwrap_or_default();
-    let input = Input {
-        records: vec![RecordRef::new(&proxy, record)],
-        successes: Vec::new(),
-        proxies: Vec::new(),
-        window_complete: false,
-    };
-    explain::explain(&input, &Scope::default(), 1)
-        .findings
-        .first()
-        .map(|finding| finding.cause)
+    explain::record_cause(&proxy, record)
 }
 
 /// A `meshwhy records` JSON record plus its cause.

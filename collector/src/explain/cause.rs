@@ -69,6 +69,7 @@ causes! {
     SidecarMissing => "sidecar_missing": "the destination's endpoints carry no `tlsMode: istio`: its pods run without a sidecar, so the traffic is plaintext and outside mTLS and server-side policy",
     StaleConfigSuspected => "stale_config_suspected": "some replicas of a workload route differently from the rest (another or no VirtualService): their xDS config looks stale",
     CanarySplitMismatch => "canary_split_mismatch": "a replica's observed traffic split across subsets differs from the intended one beyond sampling noise",
+    DirectResponse => "direct_response": "the matched route answered by itself (a VirtualService `directResponse` or a route `direct_response`): configured, no upstream was asked",
     Unknown => "unknown": "no rule recognised this outcome; the raw evidence is kept",
 }
 
@@ -96,7 +97,7 @@ mod tests {
             assert!(seen.insert(cause.id()), "{cause} twice");
             assert!(!cause.summary().is_empty());
         }
-        assert_eq!(Cause::ALL.len(), 27);
+        assert_eq!(Cause::ALL.len(), 28);
         assert_eq!(Cause::from_id("nope"), None);
     }
 
@@ -133,6 +134,7 @@ mod tests {
                 "sidecar_missing",
                 "stale_config_suspected",
                 "canary_split_mismatch",
+                "direct_response",
                 "unknown",
             ]
         );

@@ -46,12 +46,13 @@ pub(crate) fn recorder(group: &Group<'_>) -> Pod {
     Pod::of(group.proxy())
 }
 
-/// The server pod of an outbound group, when its upstream host is a reporting sidecar.
+/// The server pod of an outbound group, when its upstream host is another reporting sidecar
+/// (never the recording pod itself, see [`Context::server_for`]).
 pub(crate) fn server(group: &Group<'_>, context: &Context<'_>) -> Option<Pod> {
     group
         .upstream_hosts
         .iter()
-        .find_map(|host| context.server_at(host))
+        .find_map(|host| context.server_for(group.proxy(), host))
         .map(Pod::of)
 }
 

@@ -117,6 +117,18 @@ pub struct Context<'a> {
     pub(crate) servers: FxHashMap<&'a str, &'a ProxyIdentity>,
     /// Route provenance seen per virtual host (records and counters).
     pub(crate) vhost_routes: FxHashMap<&'a str, &'a str>,
+    /// Clusters seen (records and counters) with their DestinationRule provenance (empty when
+    /// none was recorded): what the proxies do have, for rules about what they lack.
+    pub(crate) clusters: FxHashMap<&'a str, &'a str>,
+}
+
+/// The subsets of one destination host the proxies were seen to have clusters for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownSubsets<'a> {
+    /// Subsets (empty string = the subset-less cluster), sorted.
+    pub subsets: Vec<&'a str>,
+    /// The DestinationRule provenance of those clusters, when one was recorded.
+    pub destination_rule: Option<&'a str>,
 }
 
 impl<'a> Context<'a> {
@@ -129,8 +141,38 @@ impl<'a> Context<'a> {
         }
         for success in &input.successes {
             context.note_route(success.virtual_host, success.route_provenance);
+            context.note_cluster(success.cluster, "");
         }
         context
+    }
+
+    fn note_cluster(&mut self, cluster: &'a str, provenance: &'a str) {
+        if cluster.is_empty() {
+            return;
+        }
+        let known = self.clusters.entry(cluster).or_insert(provenance);
+        if known.is_empty() {
+            *known = provenance;
+        }
+    }
+
+    /// The subsets of `fqdn` (any port) seen among the proxies' outbound clusters. Decodes only
+    /// the distinct cluster names, so it costs nothing per record.
+    pub fn subsets_of(&self, fqdn: &str) -> KnownSubsets<'a> {
+        let mut known = KnownSubsets::default();
+        for (&name, &provenance) in &self.clusters {
+            let Some(subset) = outbound_subset(name, fqdn) else {
+                continue;
+            };
+            if !known.subsets.contains(&subset) {
+                known.subsets.push(subset);
+            }
+            if !provenance.is_empty() {
+                known.destination_rule.get_or_insert(provenance);
+            }
+        }
+        known.subsets.sort_unstable();
+        known
     }
 
     fn note_route(&mut self, vhost: &'a str, provenance: &'a str) {
@@ -145,9 +187,28 @@ impl<'a> Context<'a> {
         self.servers.get(ip).copied()
     }
 
+    /// The reporting proxy at `address` when it is another pod than `recorder`: the server of
+    /// `recorder`'s outbound call. The recorder's own IP as its upstream is a shared address (host
+    /// network, one loopback IP for several proxies) far more often than a pod calling itself,
+    /// and naming the caller as the server would send the reader to the wrong app; a real
+    /// self-call still gets the destination Service's pods from the rules' fallback.
+    pub fn server_for(&self, recorder: &ProxyIdentity, address: &str) -> Option<&'a ProxyIdentity> {
+        self.server_at(address)
+            .filter(|server| !join::same_proxy_pod(server, recorder))
+    }
+
     /// A route provenance seen on `vhost` (another request's VirtualService).
     pub fn vhost_route(&self, vhost: &str) -> Option<&'a str> {
         self.vhost_routes.get(vhost).copied()
+    }
+}
+
+/// The subset of an `outbound|<port>|<subset>|<fqdn>` cluster name when its host is `fqdn`.
+fn outbound_subset<'a>(cluster: &'a str, fqdn: &str) -> Option<&'a str> {
+    let mut parts = cluster.splitn(4, '|');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("outbound"), Some(_), Some(subset), Some(host)) if host == fqdn => Some(subset),
+        _ => None,
     }
 }
 
@@ -305,6 +366,7 @@ pub(crate) fn group<'a>(input: &Input<'a>, scope: &Scope) -> Grouped<'a> {
             successes += 1;
             *success_traffic.entry(traffic_key(*item)).or_default() += 1;
             context.note_route(&item.record.virtual_host, &item.record.route_provenance);
+            context.note_cluster(&item.record.cluster, &item.record.cluster_provenance);
         } else {
             failures.push(index as u32);
         }
@@ -331,6 +393,7 @@ pub(crate) fn group<'a>(input: &Input<'a>, scope: &Scope) -> Grouped<'a> {
         if !key.secondary {
             context.note_route(&latest.record.virtual_host, &latest.record.route_provenance);
         }
+        context.note_cluster(&latest.record.cluster, &latest.record.cluster_provenance);
     }
 
     let mut semantic: HashMap<SemanticKey, Group<'a>> = HashMap::new();

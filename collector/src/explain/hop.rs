@@ -53,12 +53,16 @@ fn connect_failed(record: &DecisionRecord) -> bool {
 }
 
 /// The server's side of a client record that has no partner.
-fn server_silent(client: &DecisionRecord, context: &Context<'_>) -> Option<String> {
+fn server_silent(
+    proxy: &ProxyIdentity,
+    client: &DecisionRecord,
+    context: &Context<'_>,
+) -> Option<String> {
     if client.upstream_host.is_empty() {
         // No upstream host was picked: the request never left the client sidecar.
         return None;
     }
-    Some(match context.server_at(&client.upstream_host) {
+    Some(match context.server_for(proxy, &client.upstream_host) {
         Some(server) if connect_failed(client) => format!(
             "the server sidecar ({}) recorded nothing: a failed connect never reaches its HTTP filters",
             pod_name(server)
@@ -129,7 +133,7 @@ pub(crate) fn evidence(group: &Group<'_>, context: &Context<'_>) -> Option<HopEv
                 )
             }
         }
-        (Direction::Outbound, None) => server_silent(record, context)?,
+        (Direction::Outbound, None) => server_silent(group.proxy(), record, context)?,
         (Direction::Unspecified, _) => return None,
     };
     Some(HopEvidence {
@@ -203,7 +207,7 @@ pub(crate) fn describe(
                     outcome(c)
                 )
             };
-            match server_silent(c, context).filter(|_| !c.sampled_success) {
+            match server_silent(client.proxy, c, context).filter(|_| !c.sampled_success) {
                 Some(silence) => format!("{seen}; {silence}"),
                 None => seen,
             }

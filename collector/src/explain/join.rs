@@ -33,6 +33,11 @@ fn same_pod(a: &ProxyIdentity, b: &ProxyIdentity) -> bool {
     !a.pod.is_empty() && a.pod == b.pod && a.namespace == b.namespace
 }
 
+/// Whether `a` and `b` are the same pod: by name, else (no pod name) by node id.
+pub(crate) fn same_proxy_pod(a: &ProxyIdentity, b: &ProxyIdentity) -> bool {
+    same_pod(a, b) || (a.pod.is_empty() && !a.node_id.is_empty() && a.node_id == b.node_id)
+}
+
 /// Whether `server`'s record is the far side of `client`'s upstream call, by address: the
 /// client's upstream host is the server pod's IP, or the server saw the client pod's IP.
 fn addresses_match(client: RecordRef<'_>, server: RecordRef<'_>) -> Option<bool> {

@@ -6,6 +6,7 @@
 mod app_returned_error;
 mod canary_split_mismatch;
 mod circuit_breaker_overflow;
+mod direct_response;
 mod dns_failure;
 mod downstream_disconnect;
 mod ext_authz_denied;
@@ -95,6 +96,7 @@ pub(crate) static RULES: &[&dyn Rule] = &[
     &ext_authz_denied::ExtAuthzDenied,
     &rbac_denied::RbacDenied,
     &registry_only_blocked::RegistryOnlyBlocked,
+    &direct_response::DirectResponse,
     &mtls_mismatch::MtlsMismatch,
     &no_route::NoRoute,
     &no_cluster::NoCluster,

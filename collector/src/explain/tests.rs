@@ -141,6 +141,21 @@ fn the_503_that_is_not_a_503_reads_differently_with_and_without_the_server_recor
         report.findings[0].evidence.hop.as_ref().unwrap().summary,
         "no reporting sidecar is known at 10.9.9.9:9080: the server side is not visible"
     );
+
+    // The upstream is the caller's own address (host network, a shared loopback IP): the caller
+    // is not its own server, neither in the hop nor in the next commands.
+    let mut own_ip = outbound(503, "", VIA_UPSTREAM);
+    own_ip.upstream_host = "10.0.0.5:9080".into();
+    let report = explain_records(&[(client(), own_ip)]);
+    let finding = &report.findings[0];
+    assert_eq!(
+        finding.evidence.hop.as_ref().unwrap().summary,
+        "no reporting sidecar is known at 10.0.0.5:9080: the server side is not visible"
+    );
+    assert_eq!(
+        finding.next_commands,
+        ["kubectl logs -n shop -l app=reviews --tail=200 --prefix"]
+    );
 }
 
 #[test]
@@ -347,6 +362,15 @@ fn every_failure_in_the_matrix_gets_its_cause() {
     nr.cluster.clear();
     let mut nc = outbound(503, "NC", CLUSTER_NOT_FOUND);
     nc.cluster.clear();
+    // A route's own direct_response 502 (e2e `direct` case) vs Istio's REGISTRY_ONLY block_all
+    // 502, which is also a direct response.
+    let mut direct = outbound(502, "", "direct_response");
+    direct.cluster.clear();
+    direct.upstream_host.clear();
+    direct.route_name = "direct".into();
+    let mut block_all = direct.clone();
+    block_all.route_name = "block_all".into();
+    block_all.virtual_host = "block_all".into();
     let cases = [
         (
             client(),
@@ -451,6 +475,8 @@ fn every_failure_in_the_matrix_gets_its_cause() {
             ),
             Cause::UpstreamReset,
         ),
+        (client(), direct, Cause::DirectResponse),
+        (client(), block_all, Cause::RegistryOnlyBlocked),
         (client(), outbound(503, "LH", "x"), Cause::Unknown),
         // Older forms.
         (

@@ -161,6 +161,38 @@ mod tests {
             grpc.title
         );
 
+        // Only the client's record: the logs to read are the destination's, never the caller's.
+        let known_server =
+            check(&AppReturnedError, client(), outbound(503, "", VIA_UPSTREAM)).unwrap();
+        assert_eq!(
+            known_server.next_commands,
+            ["kubectl logs reviews-v1-5d8c -n shop --tail=200"]
+        );
+        let unknown_server = check_alone(&AppReturnedError, outbound(503, "", VIA_UPSTREAM))
+            .unwrap()
+            .next_commands;
+        assert_eq!(
+            unknown_server,
+            ["kubectl logs -n shop -l app=reviews --tail=200 --prefix"]
+        );
+        // The upstream host is the caller's own address (host network, one loopback IP for
+        // every proxy as in the e2e lab): still the destination, not productpage.
+        let mut shared_ip = outbound(503, "", VIA_UPSTREAM);
+        shared_ip.upstream_host = "10.0.0.5:9080".into();
+        let shared_ip = check(&AppReturnedError, client(), shared_ip).unwrap();
+        assert_eq!(
+            shared_ip.next_commands,
+            ["kubectl logs -n shop -l app=reviews --tail=200 --prefix"]
+        );
+        assert!(
+            shared_ip
+                .next_commands
+                .iter()
+                .all(|command| !command.contains("productpage")),
+            "{:?}",
+            shared_ip.next_commands
+        );
+
         let forbidden =
             check(&AppReturnedError, client(), outbound(403, "", VIA_UPSTREAM)).unwrap();
         assert_eq!(

@@ -88,6 +88,22 @@ mod tests {
             alone.next_commands[0],
             "kubectl logs -n shop -l app=reviews --tail=200 --prefix"
         );
+        // The upstream host is the caller's own address: the destination's logs, not the caller's.
+        let mut shared_ip = outbound(503, "UC", TERMINATED);
+        shared_ip.upstream_host = "10.0.0.5:9080".into();
+        let shared_ip = check(&UpstreamConnectionTerminated, client(), shared_ip).unwrap();
+        assert_eq!(
+            shared_ip.next_commands[0],
+            "kubectl logs -n shop -l app=reviews --tail=200 --prefix"
+        );
+        assert!(
+            !shared_ip
+                .next_commands
+                .iter()
+                .any(|command| command.starts_with("kubectl logs productpage")),
+            "{:?}",
+            shared_ip.next_commands
+        );
         assert!(
             check(
                 &UpstreamConnectionTerminated,
