@@ -926,5 +926,25 @@ mod tests {
         );
         assert_eq!(report.totals.records_scanned, count as u64);
         assert!(report.totals.groups >= 4);
+
+        // One request among them: the index reads only its records.
+        let id = format!("{:08x}-aaaa-bbbb-cccc-0123456789ab", count / 2);
+        let started = std::time::Instant::now();
+        let page = by_id(&store, &id, 10);
+        let listed = started.elapsed();
+        let query = ExplainQuery {
+            request_id: Some(id.clone()),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let answer = store.explain(&query).unwrap();
+        let explained = started.elapsed();
+        println!("by request id over {count} records: list {listed:?}, explain {explained:?}");
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].record.request_id, id);
+        let ExplainAnswer::Request(report) = answer else {
+            panic!("request expected");
+        };
+        assert_eq!(report.hops.len(), 1);
     }
 }
