@@ -6,12 +6,6 @@ use clap::Parser;
 use meshwhy_collector::config::{self, CollectorConfig, ConfigError, GRPC_ADDR};
 use meshwhy_collector::logging;
 
-/// Ingest allocates ~20 small strings per record and frees them again at eviction, from one
-/// thread; mimalloc's per-thread free lists make that markedly cheaper than the system malloc
-/// and keep the per-record memory overhead smaller (see BENCHMARKS.md, "Collector ingest").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code (sysexits EX_USAGE) for bad flags, environment or an unusable address.
 const EXIT_USAGE: u8 = 64;
 
