@@ -151,10 +151,18 @@ impl Encoder for PushCodec {
     }
 }
 
+/// Records reserved up front at most: the default batch limit. The count comes from the sender,
+/// and an empty record takes 2 bytes on the wire but ~0.5 KiB decoded, so a hostile message
+/// must not size the allocation; past this prost grows the vector as usual (and the batch is
+/// then refused by `validate` anyway under the default limit).
+const MAX_RESERVED_RECORDS: usize = crate::config::DEFAULT_MAX_BATCH_RECORDS;
+
 /// Decodes a `PushRequest` (prost does all the parsing and validation).
 pub fn decode_push(bytes: &[u8]) -> Result<PushRequest, tonic_prost::prost::DecodeError> {
     let mut request = PushRequest::default();
-    request.records.reserve_exact(count_records(bytes));
+    request
+        .records
+        .reserve_exact(count_records(bytes).min(MAX_RESERVED_RECORDS));
     request.merge(bytes)?;
     Ok(request)
 }
@@ -272,6 +280,15 @@ mod tests {
         wire.extend_from_slice(&[(3 << 3) | 2, 0]);
         assert_eq!(count_records(&wire), 3);
         assert_eq!(decode_push(&wire).unwrap().records.len(), 3);
+    }
+
+    #[test]
+    fn the_reservation_is_capped() {
+        // Empty records: 2 bytes each on the wire.
+        let wire = [(3 << 3) | 2, 0].repeat(MAX_RESERVED_RECORDS + 10);
+        assert_eq!(count_records(&wire), MAX_RESERVED_RECORDS + 10);
+        let decoded = decode_push(&wire).unwrap();
+        assert_eq!(decoded.records.len(), MAX_RESERVED_RECORDS + 10);
     }
 
     #[test]
