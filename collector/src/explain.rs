@@ -27,7 +27,7 @@ mod commands;
 mod finding;
 pub(crate) mod fixtures;
 mod group;
-mod hash;
+pub(crate) mod hash;
 mod hop;
 mod input;
 mod join;

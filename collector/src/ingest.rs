@@ -1,5 +1,9 @@
 //! The `meshwhy.v1.Ingest` service: validate a batch, hand it to the aggregator, answer.
 
+mod server;
+
+pub use server::{IngestServer, PushCodec, decode_push};
+
 use meshwhy_proto::v1::ingest_server::Ingest;
 use meshwhy_proto::v1::{Direction, PushRequest, PushResponse};
 use tonic::{Request, Response, Status};

@@ -20,16 +20,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use meshwhy_proto::v1::ingest_server::IngestServer;
 use meshwhy_proto::v1::query_server::QueryServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 pub use config::CollectorConfig;
 use config::ConfigError;
-use ingest::IngestService;
+use ingest::{IngestServer, IngestService};
 use metrics::{MeteredIngest, Metrics};
 use query::QueryService;
 use store::{MemoryStore, Store};
@@ -135,7 +134,7 @@ pub async fn run_with_listeners<S: Store>(
     let served = tonic::transport::Server::builder()
         .add_service(ingest)
         .add_service(query)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await;
     // Every in-flight call has been answered by now; stop the HTTP endpoints (their shutdown
     // is the same signal) and the state owner.
@@ -145,6 +144,13 @@ pub async fn run_with_listeners<S: Store>(
     aggregator_task.stop().await?;
     tracing::info!("meshwhy-collector on {addr} stopped");
     served.map_err(|source| CollectorError::Serve { addr, source })
+}
+
+/// Accepted connections with Nagle off, as tonic sets when it binds the port itself: a small
+/// answer (a Push ack, a one-record ListRecords page) must not wait ~40 ms for the client's
+/// delayed ACK of the previous one.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// A collector running in the background of this process (tests, the e2e harness).

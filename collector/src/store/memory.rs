@@ -10,7 +10,11 @@ use super::{
     CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, ProxyReport, PushBatch, PushOutcome,
     RecordFilter, RecordPage, Store, StoreError, StoreStats, StoredRecord, run_explain,
 };
+use crate::explain::hash::FxHashMap;
 use crate::explain::{Hints, Input, RecordRef, TrafficCount, request_hash};
+
+/// `RecordMeta::previous_same_request` of a record that is the oldest held with its id hash.
+const NO_RECORD: u64 = u64::MAX;
 
 /// Width of a counter time bucket: success counts are kept per minute of arrival so explain can
 /// window them like records.
@@ -28,6 +32,11 @@ pub struct MemoryStore {
     /// index-aligned with `records`, compact, so explain streams through it instead of touching
     /// every record.
     meta: VecDeque<RecordMeta>,
+    /// Request id hash → position (see [`MemoryStore::position`]) of the newest held record with
+    /// that hash; older ones are chained through `RecordMeta::previous_same_request`, so looking
+    /// up a request id reads only its own records instead of scanning the store.
+    by_request: FxHashMap<u64, u64>,
+    /// Records evicted since start; also the position of `records[0]`.
     evicted_records: u64,
     /// Latest start time among evicted records: a window reaching back to it is incomplete.
     evicted_until_unix_nanos: u64,
@@ -43,6 +52,10 @@ pub struct MemoryStore {
 struct RecordMeta {
     hints: Hints,
     proxy: Arc<ProxyIdentity>,
+    /// Position of the next older record with the same request id hash, or [`NO_RECORD`]. A
+    /// position below the oldest held one means that record was evicted: the chain ends there,
+    /// so eviction never has to walk or rewrite chains.
+    previous_same_request: u64,
 }
 
 /// A counter key's total, its latest provenance, and its per-minute counts.
@@ -98,12 +111,41 @@ impl MemoryStore {
             max_records: max_records.max(1),
             records: VecDeque::new(),
             meta: VecDeque::new(),
+            by_request: FxHashMap::default(),
             evicted_records: 0,
             evicted_until_unix_nanos: 0,
             proxies: HashMap::new(),
             counters: BTreeMap::new(),
             buckets_dropped_until_unix_nanos: 0,
         }
+    }
+
+    /// The position of `records[index]`: its arrival number since start, which never changes
+    /// while the record is held (eviction only removes from the front).
+    fn position(&self, index: usize) -> u64 {
+        self.evicted_records + index as u64
+    }
+
+    /// Indices into `records` of the held records with request id `id`, newest first; `None`
+    /// for an empty id (not indexed: every record without an id would share one chain).
+    fn with_request_id<'a>(&'a self, id: &'a str) -> Option<impl Iterator<Item = usize> + 'a> {
+        let hash = request_hash(id);
+        if hash == 0 {
+            return None;
+        }
+        let mut next = self.by_request.get(&hash).copied().unwrap_or(NO_RECORD);
+        Some(std::iter::from_fn(move || {
+            loop {
+                // Below the oldest held position (or NO_RECORD's wrap): evicted, the chain ends.
+                let index = usize::try_from(next.checked_sub(self.evicted_records)?).ok()?;
+                let meta = self.meta.get(index)?;
+                next = meta.previous_same_request;
+                // Different ids can share a hash: compare the id itself.
+                if self.records.get(index)?.record.request_id == id {
+                    return Some(index);
+                }
+            }
+        }))
     }
 
     /// Whether every record and success count since `since` is still held.
@@ -192,9 +234,19 @@ impl Store for MemoryStore {
         state.last_seen_unix_nanos = now_unix_nanos;
 
         for record in records {
+            let hints = Hints::of(&identity, &record);
+            let previous_same_request = if hints.request == 0 {
+                NO_RECORD
+            } else {
+                let position = self.position(self.records.len());
+                self.by_request
+                    .insert(hints.request, position)
+                    .unwrap_or(NO_RECORD)
+            };
             self.meta.push_back(RecordMeta {
-                hints: Hints::of(&identity, &record),
+                hints,
                 proxy: Arc::clone(&identity),
+                previous_same_request,
             });
             self.records.push_back(StoredRecord {
                 record,
@@ -203,7 +255,14 @@ impl Store for MemoryStore {
             });
         }
         while self.records.len() > self.max_records {
-            self.meta.pop_front();
+            let position = self.position(0);
+            // The newest record of its id hash leaving means all of them have left.
+            if let Some(meta) = self.meta.pop_front()
+                && meta.hints.request != 0
+                && self.by_request.get(&meta.hints.request) == Some(&position)
+            {
+                self.by_request.remove(&meta.hints.request);
+            }
             if let Some(evicted) = self.records.pop_front() {
                 self.evicted_until_unix_nanos = self
                     .evicted_until_unix_nanos
@@ -217,7 +276,15 @@ impl Store for MemoryStore {
 
     fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
         let mut page = RecordPage::default();
-        for stored in self.records.iter().rev() {
+        let indexed = filter
+            .request_id
+            .as_deref()
+            .and_then(|id| self.with_request_id(id));
+        let candidates: Box<dyn Iterator<Item = &StoredRecord>> = match indexed {
+            Some(indices) => Box::new(indices.filter_map(|index| self.records.get(index))),
+            None => Box::new(self.records.iter().rev()),
+        };
+        for stored in candidates {
             if !filter.matches(&stored.proxy, &stored.record) {
                 continue;
             }
@@ -289,16 +356,39 @@ impl Store for MemoryStore {
     /// Groups the held records by reference (nothing is cloned) and windows the counters.
     fn explain(&self, query: &ExplainQuery) -> Result<ExplainAnswer, StoreError> {
         let since = query.scope.since_unix_nanos;
-        let wanted = query.request_id.as_deref().map(|id| (id, request_hash(id)));
-        let records = self
-            .records
-            .iter()
-            .zip(&self.meta)
-            .filter(|(stored, meta)| match wanted {
-                // The hash first: only matching records are read.
-                Some((id, hash)) => meta.hints.request == hash && stored.record.request_id == id,
-                None => true,
-            });
+        let record_ref = |index: usize| {
+            let (stored, meta) = (self.records.get(index)?, self.meta.get(index)?);
+            Some(RecordRef {
+                proxy: &meta.proxy,
+                record: &stored.record,
+                hints: meta.hints,
+            })
+        };
+        let records: Vec<RecordRef<'_>> = match query.request_id.as_deref() {
+            // One request: its records from the index, in arrival order like a scan would give.
+            Some(id) => match self.with_request_id(id) {
+                Some(indices) => {
+                    let mut indices: Vec<usize> = indices.collect();
+                    indices.reverse();
+                    indices.into_iter().filter_map(record_ref).collect()
+                }
+                // The empty id is not indexed.
+                None => (0..self.records.len())
+                    .filter_map(record_ref)
+                    .filter(|item| item.record.request_id == id)
+                    .collect(),
+            },
+            None => self
+                .records
+                .iter()
+                .zip(&self.meta)
+                .map(|(stored, meta)| RecordRef {
+                    proxy: &meta.proxy,
+                    record: &stored.record,
+                    hints: meta.hints,
+                })
+                .collect(),
+        };
         let successes = self
             .counters
             .iter()
@@ -319,13 +409,7 @@ impl Store for MemoryStore {
             })
             .collect();
         let input = Input {
-            records: records
-                .map(|(stored, meta)| RecordRef {
-                    proxy: &meta.proxy,
-                    record: &stored.record,
-                    hints: meta.hints,
-                })
-                .collect(),
+            records,
             successes,
             proxies: self
                 .proxies
@@ -489,6 +573,134 @@ mod tests {
         assert_eq!(ids, ["r4", "r3", "r2"]);
         assert_eq!(store.stats().evicted_records, 2);
         assert_eq!(store.stats().records, 3);
+    }
+
+    fn ids_of(page: &RecordPage) -> Vec<(String, u64)> {
+        page.records
+            .iter()
+            .map(|r| (r.record.request_id.clone(), r.record.start_time_unix_nanos))
+            .collect()
+    }
+
+    /// What the index must agree with: a scan of every held record.
+    fn scanned(store: &MemoryStore, id: &str) -> Vec<(String, u64)> {
+        let mut held: Vec<_> = store
+            .records
+            .iter()
+            .rev()
+            .filter(|stored| stored.record.request_id == id)
+            .map(|r| (r.record.request_id.clone(), r.record.start_time_unix_nanos))
+            .collect();
+        held.sort_by_key(|&(_, start)| std::cmp::Reverse(start));
+        held
+    }
+
+    fn by_id(store: &MemoryStore, id: &str, limit: usize) -> RecordPage {
+        let filter = RecordFilter {
+            request_id: Some(id.into()),
+            ..Default::default()
+        };
+        store.list_records(&filter, limit).unwrap()
+    }
+
+    #[test]
+    fn request_id_lookups_follow_eviction() {
+        let mut store = MemoryStore::new(4);
+        // "x" at arrival 0, 2 and 5 (a call chain's hops arrive in separate batches).
+        let ids = ["x", "a", "x", "b", "c", "x", "d"];
+        for (n, id) in ids.iter().enumerate() {
+            let records = vec![record(id, 503, 0, n as u64)];
+            store
+                .apply_push(batch("a", n as u64 + 1, records), 1)
+                .unwrap();
+            for id in ["x", "a", "b", "c", "d", "missing"] {
+                assert_eq!(
+                    ids_of(&by_id(&store, id, usize::MAX)),
+                    scanned(&store, id),
+                    "id {id} after {} pushes",
+                    n + 1
+                );
+            }
+        }
+        // Held now: b(3) c(4) x(5) d(6); x's older records were evicted.
+        assert_eq!(ids_of(&by_id(&store, "x", 10)), [("x".to_owned(), 5)]);
+        assert!(by_id(&store, "a", 10).records.is_empty());
+        // Only held ids keep an index entry.
+        assert_eq!(store.by_request.len(), 4);
+    }
+
+    #[test]
+    fn request_id_lookups_page_like_a_scan() {
+        let mut store = MemoryStore::new(100);
+        let records = (0..5).map(|i| record("same", 503, 0, 10 - i)).collect();
+        store.apply_push(batch("a", 1, records), 1).unwrap();
+        let page = by_id(&store, "same", 2);
+        assert_eq!(page.truncated, 3);
+        assert_eq!(ids_of(&page), scanned(&store, "same")[3..]);
+        // Other filters still apply to the indexed candidates.
+        let filter = RecordFilter {
+            request_id: Some("same".into()),
+            since_unix_nanos: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(store.list_records(&filter, 10).unwrap().records.len(), 3);
+    }
+
+    #[test]
+    fn request_id_index_agrees_with_a_scan_under_churn() {
+        // Ids from a small pool, batches of varying size, a small cap: every id's chain gets
+        // cut by eviction at every possible point.
+        let mut store = MemoryStore::new(50);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pool: Vec<String> = (0..20).map(|i| format!("req-{i}")).collect();
+        let mut start = 0;
+        for sequence in 1..=200 {
+            let records = (0..next() % 9)
+                .map(|_| {
+                    start += 1;
+                    record(&pool[(next() % 20) as usize], 503, 0, start)
+                })
+                .collect();
+            store.apply_push(batch("a", sequence, records), 1).unwrap();
+            for id in &pool {
+                assert_eq!(ids_of(&by_id(&store, id, usize::MAX)), scanned(&store, id));
+            }
+            assert!(store.by_request.len() <= store.records.len());
+        }
+        assert!(store.stats().evicted_records > 0);
+    }
+
+    #[test]
+    fn explain_one_request_after_eviction() {
+        let mut store = MemoryStore::new(2);
+        store
+            .apply_push(batch("a", 1, vec![refused("r1", 1), refused("r2", 2)]), 1)
+            .unwrap();
+        store
+            .apply_push(batch("a", 2, vec![refused("r1", 3)]), 1)
+            .unwrap();
+        let explain = |id: &str| {
+            let query = ExplainQuery {
+                request_id: Some(id.into()),
+                ..Default::default()
+            };
+            match store.explain(&query).unwrap() {
+                ExplainAnswer::Request(report) => report,
+                ExplainAnswer::Window(_) => panic!("request expected"),
+            }
+        };
+        let r1 = explain("r1");
+        assert_eq!(r1.hops.len(), 1, "the evicted first r1 record is gone");
+        let client = r1.hops[0].client.as_ref().unwrap();
+        assert_eq!(client.record.start_time_unix_nanos, 3);
+        assert_eq!(explain("r2").hops.len(), 1);
+        assert!(explain("gone").hops.is_empty());
     }
 
     #[test]
@@ -714,5 +926,25 @@ mod tests {
         );
         assert_eq!(report.totals.records_scanned, count as u64);
         assert!(report.totals.groups >= 4);
+
+        // One request among them: the index reads only its records.
+        let id = format!("{:08x}-aaaa-bbbb-cccc-0123456789ab", count / 2);
+        let started = std::time::Instant::now();
+        let page = by_id(&store, &id, 10);
+        let listed = started.elapsed();
+        let query = ExplainQuery {
+            request_id: Some(id.clone()),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let answer = store.explain(&query).unwrap();
+        let explained = started.elapsed();
+        println!("by request id over {count} records: list {listed:?}, explain {explained:?}");
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].record.request_id, id);
+        let ExplainAnswer::Request(report) = answer else {
+            panic!("request expected");
+        };
+        assert_eq!(report.hops.len(), 1);
     }
 }
