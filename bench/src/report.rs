@@ -489,7 +489,7 @@ fn ingest_table(out: &mut String, ingest: &IngestResult) {
         (
             "push → queryable idle",
             format!(
-                "{:.1} ms (Push acknowledged after {:.1} ms; the rest is ListRecords by request id scanning {} stored records)",
+                "{:.1} ms (Push acknowledged after {:.1} ms; then ListRecords by request id, indexed, over {} stored records)",
                 ingest.queryable_idle_ms, ingest.queryable_idle_push_ms, ingest.records_held
             ),
         ),

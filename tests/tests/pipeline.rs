@@ -261,11 +261,15 @@ async fn ten_thousand_successes_add_up_exactly() -> anyhow::Result<()> {
         counted, REQUESTS as u64,
         "counters equal what was sent, exactly"
     );
-    let logged = lab
-        .access_log()?
-        .iter()
-        .filter(|line| line.code() == 200)
-        .count();
+    // Envoy writes its access log in buffered chunks: wait until it has caught up.
+    let logged = wait::until("Envoy's access log to show every request", || {
+        let logged = lab
+            .access_log()
+            .ok()
+            .map(|lines| lines.iter().filter(|line| line.code() == 200).count());
+        async move { logged.filter(|n| *n >= REQUESTS) }
+    })
+    .await?;
     assert_eq!(logged, REQUESTS, "Envoy's access log agrees");
 
     let proxies = query::proxies(&url).await?;
