@@ -13,6 +13,19 @@ use crate::counters::CounterTable;
 
 /// gRPC INVALID_ARGUMENT: the collector will never accept this batch.
 pub const GRPC_INVALID_ARGUMENT: u32 = 3;
+/// Longest wait between pushes while the collector keeps failing them, unless the flush
+/// interval itself is longer.
+pub const MAX_RETRY_DELAY_MS: u32 = 5_000;
+
+/// How long to wait before the next push after `failed_pushes` consecutive failures: the flush
+/// interval, doubled per further failure, at most [`MAX_RETRY_DELAY_MS`] (or the interval). A
+/// full buffer does not shorten it, so an outage costs a push every few seconds rather than one
+/// per tick, and a collector that comes back gets the backlog within the cap.
+pub fn retry_delay_ms(flush_interval_ms: u32, failed_pushes: u64) -> u32 {
+    let cap = MAX_RETRY_DELAY_MS.max(flush_interval_ms);
+    let doublings = u32::try_from(failed_pushes.saturating_sub(1).min(16)).unwrap_or(16);
+    flush_interval_ms.saturating_mul(1 << doublings).min(cap)
+}
 
 /// Where the current batch is.
 #[derive(Debug)]
@@ -372,6 +385,16 @@ mod tests {
         b.on_success();
         assert!(!b.should_flush_early());
         assert_eq!(b.queued_records(), 1);
+    }
+
+    #[test]
+    fn retries_back_off_to_a_cap() {
+        let delays: Vec<u32> = (1..=6).map(|n| retry_delay_ms(1_000, n)).collect();
+        assert_eq!(delays, vec![1_000, 2_000, 4_000, 5_000, 5_000, 5_000]);
+        assert_eq!(retry_delay_ms(1_000, u64::MAX), 5_000);
+        // A flush interval above the cap is kept as it is.
+        assert_eq!(retry_delay_ms(20_000, 3), 20_000);
+        assert_eq!(retry_delay_ms(100, 2), 200);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use prost::Message;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel, Status};
 
-use crate::batch::{Batcher, FailureAction, WarnLimiter, grpc_status_name};
+use crate::batch::{Batcher, FailureAction, WarnLimiter, grpc_status_name, retry_delay_ms};
 use crate::cache::{ProvenanceCache, UpstreamCache};
 use crate::classify::{Classifier, Outcome, grpc_failed, is_grpc_content_type};
 use crate::config::{self, Config};
@@ -178,7 +178,8 @@ impl Active {
         }
         // Half a tick of slack so timer jitter does not skip a whole interval.
         let due = now.saturating_add(millis(self.tick_ms) / 2) >= self.next_flush_at;
-        if early || due {
+        // While pushes fail, only the backoff's schedule sends.
+        if (early && self.failed_pushes == 0) || due {
             self.next_flush_at = now.saturating_add(millis(self.flush_interval_ms));
             self.flush(now);
         }
@@ -212,7 +213,7 @@ impl Active {
                 // ParseFailure: no such cluster; InternalFailure: a wrapped name whose cluster is
                 // missing. Keep the batch for a retry; memory stays bounded.
                 let action = self.batcher.on_failure(GRPC_UNAVAILABLE);
-                self.failed_pushes = self.failed_pushes.saturating_add(1);
+                self.note_failed_push(now);
                 if let Some(suppressed) = self.warn.allow(now) {
                     let cluster = &self.config.collector_cluster;
                     hostcall::log(
@@ -285,8 +286,15 @@ impl Active {
         );
     }
 
-    fn push_failed(&mut self, now: u64, status: u32, action: FailureAction) {
+    /// Counts a failed push and backs off: the next one waits [`retry_delay_ms`].
+    fn note_failed_push(&mut self, now: u64) {
         self.failed_pushes = self.failed_pushes.saturating_add(1);
+        let delay = retry_delay_ms(self.flush_interval_ms, self.failed_pushes);
+        self.next_flush_at = now.saturating_add(millis(delay));
+    }
+
+    fn push_failed(&mut self, now: u64, status: u32, action: FailureAction) {
+        self.note_failed_push(now);
         let Some(suppressed) = self.warn.allow(now) else {
             return;
         };
@@ -363,9 +371,12 @@ impl Active {
         };
         let record = self.read_record(headers, &outcome, sampled);
         self.batcher.push_record(record);
-        if self.batcher.should_flush_early() && !self.early_flush_requested {
+        if self.batcher.should_flush_early()
+            && !self.early_flush_requested
+            && self.failed_pushes == 0
+        {
             // Only root callbacks may send (answers to calls made here never arrive): ask the
-            // root for an early tick.
+            // root for an early tick. Not while pushes fail: then the backoff decides.
             self.early_flush_requested = hostcall::set_tick_period_ms(EARLY_FLUSH_TICK_MS);
         }
     }
