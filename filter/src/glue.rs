@@ -457,8 +457,9 @@ impl Active {
     }
 
     /// TLS facts and endpoint metadata of the picked upstream host, through the cache unless
-    /// Envoy flagged the request (a failed or reset connection may be the very explanation, e.g.
-    /// a DestinationRule that just turned mTLS off).
+    /// Envoy flagged the request: a failed or reset connection may be the very explanation (e.g.
+    /// a DestinationRule that just turned mTLS off), so it is read afresh, and not cached (a
+    /// handshake that failed says nothing about the host's working connections).
     fn upstream_facts(
         &mut self,
         cluster: Option<&[u8]>,
@@ -479,8 +480,10 @@ impl Active {
             // Absent (a failed read) when the endpoint has no metadata: no sidecar-injected tlsMode.
             host_metadata.as_deref(),
         );
-        self.upstream
-            .insert(cluster, address, facts.clone(), self.now);
+        if !flagged {
+            self.upstream
+                .insert(cluster, address, facts.clone(), self.now);
+        }
         facts
     }
 }
