@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use meshwhy_collector::store::{
-    CounterFilter, CounterTotal, MemoryStore, ProxyReport, PushBatch, PushOutcome, RecordFilter,
-    RecordPage, Store, StoreError, StoreStats,
-};
+mod support;
+use support::GateStore;
+
+use meshwhy_collector::store::MemoryStore;
 use meshwhy_collector::{CollectorConfig, CollectorHandle};
 use meshwhy_proto::v1::ingest_client::IngestClient;
 use meshwhy_proto::v1::query_client::QueryClient;
@@ -282,36 +282,6 @@ async fn a_malformed_batch_is_rejected_naming_the_field() {
         proxies.into_inner().proxies.is_empty(),
         "nothing was stored"
     );
-}
-
-/// A store that holds every push until the test releases it, so the aggregator's queue can be
-/// filled deterministically.
-struct GateStore {
-    inner: MemoryStore,
-    entered: mpsc::UnboundedSender<u64>,
-    release: std::sync::mpsc::Receiver<()>,
-}
-
-impl Store for GateStore {
-    fn apply_push(&mut self, batch: PushBatch, now: u64) -> Result<PushOutcome, StoreError> {
-        let _ = self.entered.send(batch.sequence);
-        // Blocking inside the aggregator is the point; block_in_place keeps the runtime's other
-        // tasks (the gRPC handlers) running meanwhile.
-        tokio::task::block_in_place(|| self.release.recv()).expect("test releases the gate");
-        self.inner.apply_push(batch, now)
-    }
-    fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
-        self.inner.list_records(filter, limit)
-    }
-    fn list_counters(&self, filter: &CounterFilter) -> Result<Vec<CounterTotal>, StoreError> {
-        self.inner.list_counters(filter)
-    }
-    fn list_proxies(&self) -> Result<Vec<ProxyReport>, StoreError> {
-        self.inner.list_proxies()
-    }
-    fn stats(&self) -> StoreStats {
-        self.inner.stats()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

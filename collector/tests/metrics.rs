@@ -6,11 +6,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod support;
+use support::GateStore;
+
 use meshwhy_collector::CollectorConfig;
-use meshwhy_collector::store::{
-    CounterFilter, CounterTotal, MemoryStore, ProxyReport, PushBatch, PushOutcome, RecordFilter,
-    RecordPage, Store, StoreError, StoreStats,
-};
+use meshwhy_collector::store::MemoryStore;
 use meshwhy_proto::v1::ingest_client::IngestClient;
 use meshwhy_proto::v1::{Counter, DecisionRecord, Direction, ProxyIdentity, PushRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -217,35 +217,6 @@ async fn metrics_count_real_pushes_exactly() {
     // Shutdown closes the metrics port too.
     within("shutdown", collector.shutdown()).await.unwrap();
     assert!(TcpStream::connect(addr).await.is_err());
-}
-
-/// The memory store behind a gate: `apply_push` blocks until the test releases it.
-struct GateStore {
-    inner: MemoryStore,
-    entered: mpsc::UnboundedSender<u64>,
-    release: std::sync::mpsc::Receiver<()>,
-}
-
-impl Store for GateStore {
-    fn apply_push(&mut self, batch: PushBatch, now: u64) -> Result<PushOutcome, StoreError> {
-        let _ = self.entered.send(batch.sequence);
-        // Blocking inside the aggregator is the point; block_in_place keeps the runtime's other
-        // tasks (the gRPC and HTTP handlers) running meanwhile.
-        tokio::task::block_in_place(|| self.release.recv()).expect("test releases the gate");
-        self.inner.apply_push(batch, now)
-    }
-    fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
-        self.inner.list_records(filter, limit)
-    }
-    fn list_counters(&self, filter: &CounterFilter) -> Result<Vec<CounterTotal>, StoreError> {
-        self.inner.list_counters(filter)
-    }
-    fn list_proxies(&self) -> Result<Vec<ProxyReport>, StoreError> {
-        self.inner.list_proxies()
-    }
-    fn stats(&self) -> StoreStats {
-        self.inner.stats()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
