@@ -61,6 +61,11 @@ pub(crate) fn findings(input: &Input<'_>, scope: &Scope) -> Vec<Finding> {
     let mut shapes: FxHashMap<u64, Shape> = FxHashMap::default();
     let mut groups: Vec<Acc<'_>> = Vec::new();
     let mut index: FxHashMap<(&str, &str, &str), usize> = FxHashMap::default();
+    // First the shapes, from the hints alone (a record's strings are read once per group hash):
+    // without any tlsMode in the data there is nothing to conclude, and the per-record work
+    // below, which reads each candidate's strings, is skipped.
+    let mut candidates: Vec<&RecordRef<'_>> = Vec::new();
+    let mut tls_seen = false;
     for item in &input.records {
         if item.hints.direction != outbound || !scope.in_window(&item.hints) {
             continue;
@@ -68,9 +73,19 @@ pub(crate) fn findings(input: &Input<'_>, scope: &Scope) -> Vec<Finding> {
         let shape = *shapes
             .entry(item.hints.group)
             .or_insert_with(|| shape(item.record));
+        match shape {
+            Shape::Tls => tls_seen = true,
+            Shape::Candidate => candidates.push(item),
+            Shape::Other => {}
+        }
+    }
+    // Only when this data shows tlsMode at all: older filters never fill the field.
+    if !tls_seen {
+        return Vec::new();
+    }
+    for item in candidates {
         let record = item.record;
-        if shape != Shape::Candidate
-            || record.upstream_host.is_empty()
+        if record.upstream_host.is_empty()
             // A reporting sidecar lives at that address: it is injected after all.
             || context.server_at(&record.upstream_host).is_some()
         {
@@ -112,10 +127,6 @@ pub(crate) fn findings(input: &Input<'_>, scope: &Scope) -> Vec<Finding> {
         }
         add(&mut acc.pods, &proxy.pod);
         add(&mut acc.hosts, &record.upstream_host);
-    }
-    // Only when this data shows tlsMode at all: older filters never fill the field.
-    if !shapes.values().any(|shape| *shape == Shape::Tls) {
-        return Vec::new();
     }
     groups
         .into_iter()
