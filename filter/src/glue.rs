@@ -435,7 +435,7 @@ impl Active {
             raw.upstream_address.as_deref(),
             flagged,
         );
-        record::build(raw, outcome, &provenance, &upstream, sampled)
+        record::build(raw, outcome, provenance, upstream, sampled)
     }
 
     /// Provenance, virtual host and direction for a full record, through the cache. An unnamed

@@ -307,8 +307,8 @@ pub struct RawRecord {
 pub fn build(
     raw: RawRecord,
     outcome: &Outcome,
-    provenance: &Provenance,
-    upstream: &UpstreamFacts,
+    provenance: Provenance,
+    upstream: UpstreamFacts,
     sampled_success: bool,
 ) -> DecisionRecord {
     let headers = raw.headers;
@@ -336,7 +336,7 @@ pub fn build(
         response_code_details: opt_string(raw.code_details, MAX_LONG_BYTES),
         transport_failure_reason: opt_string(raw.transport_failure_reason, MAX_LONG_BYTES),
         route_name: opt_string(raw.route_name, MAX_SHORT_BYTES),
-        virtual_host: provenance.virtual_host.clone(),
+        virtual_host: provenance.virtual_host,
         cluster: opt_string(raw.cluster, MAX_SHORT_BYTES),
         upstream_host: opt_string(raw.upstream_address, MAX_SHORT_BYTES),
         attempt_count: raw
@@ -347,12 +347,12 @@ pub fn build(
         duration_nanos,
         downstream_mtls: raw.downstream_mtls.as_deref().is_some_and(decode_bool),
         downstream_peer_principal: opt_string(raw.downstream_peer_principal, MAX_LONG_BYTES),
-        upstream_tls_version: upstream.tls_version.clone(),
-        upstream_peer_principal: upstream.peer_principal.clone(),
-        route_provenance: provenance.route_provenance.clone(),
-        cluster_provenance: provenance.cluster_provenance.clone(),
-        cluster_subset: provenance.cluster_subset.clone(),
-        endpoint_tls_mode: upstream.endpoint_tls_mode.clone(),
+        upstream_tls_version: upstream.tls_version,
+        upstream_peer_principal: upstream.peer_principal,
+        route_provenance: provenance.route_provenance,
+        cluster_provenance: provenance.cluster_provenance,
+        cluster_subset: provenance.cluster_subset,
+        endpoint_tls_mode: upstream.endpoint_tls_mode,
         grpc_status: if outcome.grpc {
             outcome.grpc_status
         } else {
@@ -590,7 +590,7 @@ pub(crate) mod tests {
             s("spiffe://cluster.local/ns/shop/sa/reviews"),
             Some(&host_metadata),
         );
-        let record = build(raw, &outcome, &provenance, &upstream, false);
+        let record = build(raw, &outcome, provenance, upstream, false);
         assert_eq!(
             record,
             DecisionRecord {
@@ -646,7 +646,7 @@ pub(crate) mod tests {
             virtual_host: "local:80".into(),
             ..Default::default()
         };
-        let record = build(raw, &outcome, &provenance, &UpstreamFacts::default(), false);
+        let record = build(raw, &outcome, provenance, UpstreamFacts::default(), false);
         assert_eq!(record.response_code, 0);
         assert_eq!(record.path, "/dc");
         assert_eq!(record.virtual_host, "local:80");
@@ -667,8 +667,8 @@ pub(crate) mod tests {
         let record = build(
             raw,
             &Outcome::default(),
-            &Provenance::default(),
-            &UpstreamFacts::default(),
+            Provenance::default(),
+            UpstreamFacts::default(),
             true,
         );
         assert_eq!(record.path.len(), MAX_PATH_BYTES);
