@@ -155,11 +155,19 @@ fn to_owned(values: &[&str]) -> Vec<String> {
     values.iter().map(|value| (*value).to_owned()).collect()
 }
 
+/// `DecisionRecord.protocol` of a TCP proxy connection (an access-log line `"- - -" 0 …`).
+pub const TCP: &str = "TCP";
+
 /// Whether a record is a failure by meshwhy's default capture set: any flag but DI/RFCF, no
 /// response, 5xx, 403, 429, or a non-zero gRPC status. For sources that log every request (access
 /// logs), where the filter's own classification is not available.
 pub fn is_failure(record: &DecisionRecord) -> bool {
-    record.response_flags & !bits::BENIGN != 0
+    let flagged = record.response_flags & !bits::BENIGN != 0;
+    if record.protocol == TCP {
+        // A TCP proxy connection has no HTTP status: its code is always 0, and only flags fail it.
+        return flagged;
+    }
+    flagged
         || matches!(record.response_code, 0 | 403 | 429 | 500..)
         || record.grpc_status.is_some_and(|status| status != 0)
 }

@@ -10,6 +10,7 @@ pub mod flags;
 pub mod http;
 pub mod ingest;
 pub mod logging;
+pub mod logread;
 pub mod metrics;
 pub mod query;
 pub mod status;

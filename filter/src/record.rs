@@ -360,6 +360,9 @@ pub fn build(
         },
         sampled_success,
         source_address: opt_string(raw.source_address, MAX_SHORT_BYTES),
+        // The rest is what access-log lines add (origin, protocol, SNI, bytes): the filter reads
+        // every field it sends, so nothing is marked unknown.
+        ..DecisionRecord::default()
     }
 }
 
@@ -623,6 +626,7 @@ pub(crate) mod tests {
                 grpc_status: None,
                 sampled_success: false,
                 source_address: "10.0.0.7:51234".into(),
+                ..DecisionRecord::default()
             }
         );
     }

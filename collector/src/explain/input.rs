@@ -34,7 +34,8 @@ impl<'a> RecordRef<'a> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Hints {
     /// Hash of everything a first-level group shares (recording workload, direction, authority,
-    /// cluster, vhost, route, provenance, code, flags, details, transport, tlsMode, subset);
+    /// cluster, vhost, route, provenance, code, flags, details, transport, tlsMode, subset,
+    /// unknown fields, protocol);
     /// never 0.
     pub group: u64,
     /// Hash of the request id; 0 when the record has none.
@@ -79,6 +80,9 @@ impl Hints {
             record.sampled_success,
         )
             .hash(&mut hasher);
+        // What the source could see and which protocol it spoke: a TCP line and an HTTP record,
+        // or lines of two formats, are judged apart.
+        (record.unknown_fields, &record.protocol).hash(&mut hasher);
         let samples = BuildHasherDefault::<super::hash::FxHasher>::default().hash_one((
             &record.path,
             &proxy.pod,
