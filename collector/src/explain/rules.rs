@@ -67,8 +67,8 @@ impl Diagnosis {
         self
     }
 
-    pub(crate) fn commands(mut self, commands: super::commands::Commands) -> Self {
-        self.next_commands = commands.into_vec();
+    pub(crate) fn commands(mut self, next: super::commands::Next<'_, '_>) -> Self {
+        self.next_commands = next.into_vec();
         self
     }
 

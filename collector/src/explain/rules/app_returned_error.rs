@@ -8,7 +8,7 @@ use meshwhy_proto::v1::Direction;
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -68,9 +68,8 @@ impl Rule for AppReturnedError {
         let confident = group.details.kind == DetailsKind::ViaUpstream;
         let answer = answer(group);
         if group.direction == Direction::Inbound {
-            let pod = commands::recorder(group);
-            let mut next = Commands::new();
-            next.push(commands::app_logs(&pod));
+            let mut next = Next::new(group, context);
+            next.recorder_logs();
             return Some(
                 Diagnosis::new(
                     format!(
@@ -85,22 +84,12 @@ impl Rule for AppReturnedError {
                 .commands(next),
             );
         }
-        let server = commands::server(group, context);
-        let mut next = Commands::new();
-        match &server {
-            Some(server) => {
-                next.push(commands::app_logs(server));
-                if group.record().response_code == 403 {
-                    next.push(commands::authz_check(server));
-                }
-            }
-            None => {
-                next.push_opt(
-                    commands::service(group)
-                        .as_ref()
-                        .and_then(commands::service_logs),
-                );
-            }
+        let mut next = Next::new(group, context);
+        next.upstream_logs();
+        if group.record().response_code == 403 {
+            next.push_opt(
+                commands::server(group, context).map(|server| commands::authz_check(&server)),
+            );
         }
         let mut diagnosis = Diagnosis::new(
             format!(

@@ -4,10 +4,10 @@
 //! access log shows it), and plaintext from a client whose DestinationRule disables TLS towards
 //! an endpoint with a sidecar that then closes the connection (UC).
 
-use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::decode::{DetailsKind, TransportFailure};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -20,7 +20,7 @@ impl Rule for MtlsMismatch {
 
     fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if group.details.kind == DetailsKind::FilterChainNotFound {
-            return Some(strict_listener(group));
+            return Some(strict_listener(group, context));
         }
         let connect_failed = group.has_any(bits::UF | bits::UC)
             || group.details.kind == DetailsKind::UpstreamResetBeforeResponse;
@@ -43,24 +43,22 @@ fn sidecar_endpoint(group: &Group<'_>) -> bool {
     group.tls_modes.contains(&"istio")
 }
 
-fn next_commands(group: &Group<'_>, context: &Context<'_>, resource: &Resource) -> Commands {
-    let pod = commands::recorder(group);
-    let mut next = Commands::new();
-    next.push_opt(get_resource(resource));
-    let service = commands::service(group);
-    let service_namespace = service
-        .as_ref()
-        .and_then(|service| service.namespace.clone())
-        .unwrap_or_else(|| pod.namespace.clone());
-    next.push(commands::list(
-        "peerauthentication",
-        Some(&service_namespace),
-    ));
-    match commands::server(group, context) {
-        Some(server) => next.push(commands::describe_pod(&server)),
-        None => next.push(commands::endpoints(&pod, &group.record().cluster)),
+fn next_commands<'g, 'a>(
+    group: &'g Group<'a>,
+    context: &'g Context<'a>,
+    resource: &Resource,
+) -> Next<'g, 'a> {
+    let mut next = Next::new(group, context);
+    next.resource(resource);
+    match commands::service(group).and_then(|service| service.namespace) {
+        Some(namespace) => next.list("peerauthentication", Some(&namespace)),
+        None => next.list_here("peerauthentication"),
     };
-    next.push(commands::clusters(&pod, &group.cluster, ""));
+    match commands::server(group, context) {
+        Some(_) => next.describe_server(),
+        None => next.endpoints(),
+    };
+    next.clusters();
     next
 }
 
@@ -132,13 +130,12 @@ fn plaintext_to_sidecar(group: &Group<'_>, context: &Context<'_>) -> Option<Diag
     )
 }
 
-fn strict_listener(group: &Group<'_>) -> Diagnosis {
-    let pod = commands::recorder(group);
-    let mut next = Commands::new();
-    next.push(commands::list("peerauthentication", Some(&pod.namespace)))
-        .push(commands::list("peerauthentication", Some("istio-system")))
-        .push(commands::describe_pod(&pod))
-        .push(commands::listeners(&pod));
+fn strict_listener(group: &Group<'_>, context: &Context<'_>) -> Diagnosis {
+    let mut next = Next::new(group, context);
+    next.list_here("peerauthentication")
+        .list("peerauthentication", Some("istio-system"))
+        .describe()
+        .listeners();
     Diagnosis::new(
         format!(
             "{}: no listener filter chain matched a connection (filter_chain_not_found): typically a client without mTLS reaching a STRICT port",

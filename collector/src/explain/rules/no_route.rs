@@ -2,10 +2,10 @@
 //! finding names the virtual host and the paths that missed, and the VirtualService when other
 //! requests on that vhost carried its provenance.
 
-use super::{Diagnosis, Rule, bits, code, get_resource, resource_of, route_config, subject};
+use super::{Diagnosis, Rule, bits, code, resource_of, subject};
 use crate::decode::{DetailsKind, IstioResource};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -22,7 +22,6 @@ impl Rule for NoRoute {
         }
         let record = group.record();
         let vhost = record.virtual_host.as_str();
-        let pod = commands::recorder(group);
         let provenance = Some(record.route_provenance.as_str())
             .filter(|p| !p.is_empty())
             .or_else(|| context.vhost_route(vhost));
@@ -39,10 +38,8 @@ impl Rule for NoRoute {
             .unwrap_or_else(|| {
                 Resource::hint("no VirtualService route matches these paths on this host")
             });
-        let mut next = Commands::new();
-        next.push(commands::routes(&pod, route_config(group).as_deref()))
-            .push_opt(get_resource(&resource))
-            .push(commands::proxy_status(&pod));
+        let mut next = Next::new(group, context);
+        next.routes().resource(&resource).proxy_status();
         let paths = if group.paths.is_empty() {
             String::new()
         } else {

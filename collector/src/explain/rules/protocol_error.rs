@@ -5,7 +5,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -16,7 +16,7 @@ impl Rule for ProtocolError {
         Cause::ProtocolError
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let codec = group.details.kind == DetailsKind::ProtocolError
             || group.details.reason.as_deref() == Some("protocol_error");
         let side = if group.has(bits::UPE) || (codec && !group.has_any(bits::DPE | bits::IH)) {
@@ -28,12 +28,11 @@ impl Rule for ProtocolError {
         } else {
             return None;
         };
-        let pod = commands::recorder(group);
         let service = commands::service(group);
-        let mut next = Commands::new();
+        let mut next = Next::new(group, context);
         next.push_opt(service.as_ref().and_then(commands::service_yaml))
-            .push(commands::describe_pod(&pod))
-            .push(commands::clusters(&pod, &group.cluster, ""));
+            .describe()
+            .clusters();
         let port_hint = match &service {
             Some(service) if service.name.is_some() => format!(
                 "the protocol declared for {}'s port (port name http-/http2-/grpc-/tcp- or appProtocol) vs what the app speaks",

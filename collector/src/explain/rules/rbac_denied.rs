@@ -5,7 +5,7 @@
 use super::{Diagnosis, Rule, code, subject};
 use crate::decode::{DetailsKind, RbacPolicy};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -16,14 +16,14 @@ impl Rule for RbacDenied {
         Cause::RbacDenied
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if group.details.kind != DetailsKind::RbacDenied {
             return None;
         }
-        let pod = commands::recorder(group);
         let policy = group.details.argument.as_deref().map(RbacPolicy::parse);
-        let mut next = Commands::new();
-        next.push(commands::authz_check(&pod));
+        let mut next = Next::new(group, context);
+        next.authz_check();
+        let pod = next.pod().clone();
         let (title, resource) = match &policy {
             Some(RbacPolicy::Istio {
                 namespace,
@@ -50,8 +50,8 @@ impl Rule for RbacDenied {
                 )
             }
             Some(RbacPolicy::NoneMatched) => {
-                next.push(commands::list("authorizationpolicy", Some(&pod.namespace)))
-                    .push(commands::list("authorizationpolicy", Some("istio-system")));
+                next.list_here("authorizationpolicy")
+                    .list("authorizationpolicy", Some("istio-system"));
                 (
                     format!(
                         "{}: ALLOW policies apply to {} and none matched the request, so it was denied ({})",
@@ -84,7 +84,7 @@ impl Rule for RbacDenied {
                 )),
             ),
             None => {
-                next.push(commands::list("authorizationpolicy", Some(&pod.namespace)));
+                next.list_here("authorizationpolicy");
                 (
                     format!(
                         "{}: an RBAC policy denied the request ({})",

@@ -4,7 +4,7 @@
 use super::{Diagnosis, Rule, authority_host, code, subject};
 use crate::decode::{ClusterName, RouteName, VirtualHost};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -15,19 +15,18 @@ impl Rule for RegistryOnlyBlocked {
         Cause::RegistryOnlyBlocked
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let blocked = group.cluster == ClusterName::BlackHole
             || group.route == RouteName::BlockAll
             || group.vhost == VirtualHost::BlockAll;
         if !blocked {
             return None;
         }
-        let pod = commands::recorder(group);
         let host = authority_host(group);
-        let mut next = Commands::new();
-        next.push(commands::list("serviceentry", None))
-            .push(commands::list("sidecar", Some(&pod.namespace)))
-            .push(commands::clusters(&pod, &group.cluster, host))
+        let mut next = Next::new(group, context);
+        next.list("serviceentry", None)
+            .list_here("sidecar")
+            .clusters_or(host)
             .push("kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' | grep -A2 outboundTrafficPolicy");
         Some(
             Diagnosis::new(

@@ -1,9 +1,9 @@
 //! `retries_exhausted`: URX — every attempt failed. The finding names what the last attempt ran
 //! into by judging the group as if URX were not set (UF+URX → "last attempt: connect failed").
 
-use super::{Diagnosis, RULES, Rule, bits, diagnose_with, route_config, subject, virtual_service};
+use super::{Diagnosis, RULES, Rule, bits, diagnose_with, subject, virtual_service};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::group::{Context, Group};
 
 pub(crate) struct RetriesExhausted;
@@ -49,13 +49,12 @@ impl Rule for RetriesExhausted {
             0 | 1 => String::new(),
             n => format!(" after {n} attempts"),
         };
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
+        let mut next = Next::new(group, context);
         for command in inner.next_commands {
             next.push(command);
         }
         // The retry policy itself: how many, on what.
-        next.push(commands::routes(&pod, route_config(group).as_deref()));
+        next.routes();
         let mut diagnosis = Diagnosis::new(
             format!(
                 "{}: retries exhausted{attempts}; last attempt: {}",

@@ -4,7 +4,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -15,7 +15,7 @@ impl Rule for StreamIdleTimeout {
         Cause::StreamIdleTimeout
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let kind = group.details.kind;
         let what = if group.has(bits::SI) || kind == DetailsKind::StreamIdleTimeout {
             "the stream idle timeout fired: no bytes moved for the idle period"
@@ -26,10 +26,8 @@ impl Rule for StreamIdleTimeout {
         } else {
             return None;
         };
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
-        next.push(commands::listeners(&pod))
-            .push(commands::clusters(&pod, &group.cluster, ""));
+        let mut next = Next::new(group, context);
+        next.listeners().clusters();
         Some(
             Diagnosis::new(
                 format!("{}: {what} ({})", subject(group), code(group)),

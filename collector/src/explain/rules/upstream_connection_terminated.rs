@@ -1,9 +1,9 @@
 //! `upstream_connection_terminated`: UC — the upstream closed the connection before answering:
 //! the app crashed or closed an idle keep-alive connection Envoy was about to reuse.
 
-use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -20,29 +20,15 @@ impl Rule for UpstreamConnectionTerminated {
         if !terminated {
             return None;
         }
-        let pod = commands::recorder(group);
         let resource = destination_rule(
             group,
             "the app closes connections Envoy reuses (its keep-alive timeout shorter than the \
              DestinationRule's connectionPool.http.idleTimeout), or it crashed mid-request",
         );
-        let mut next = Commands::new();
-        match commands::server(group, context) {
-            Some(server) => {
-                next.push(commands::app_logs(&server));
-            }
-            None => {
-                next.push_opt(
-                    commands::service(group)
-                        .as_ref()
-                        .and_then(commands::service_logs),
-                );
-            }
-        }
-        next.push_opt(get_resource(&resource))
-            .push(commands::clusters(&pod, &group.cluster, ""));
+        let mut next = Next::new(group, context);
+        next.upstream_logs().resource(&resource).clusters();
         if let Some(namespace) = commands::service(group).and_then(|s| s.namespace) {
-            next.push(commands::list("peerauthentication", Some(&namespace)));
+            next.list("peerauthentication", Some(&namespace));
         }
         Some(
             Diagnosis::new(
