@@ -43,7 +43,8 @@
 //! retries_exhausted, upstream_timeout, stream_idle_timeout, downstream_disconnect, rbac_denied,
 //! ext_authz_denied, rate_limited, fault_injected, protocol_error, no_filter_config,
 //! wasm_plugin_failure, overload, dns_failure, sidecar_missing, stale_config_suspected,
-//! canary_split_mismatch, direct_response, unknown.
+//! canary_split_mismatch, direct_response, no_filter_chain, idle_timeout_race,
+//! certificate_not_ready, unknown.
 
 mod input;
 

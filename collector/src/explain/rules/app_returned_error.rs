@@ -14,36 +14,14 @@ use crate::explain::group::{Context, Group};
 
 pub(crate) struct AppReturnedError;
 
-/// gRPC status names (the wire codes 0..=16).
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 fn answer(group: &Group<'_>) -> String {
     match group.record().grpc_status {
         Some(status) if status != 0 => {
-            let name = usize::try_from(status)
-                .ok()
-                .and_then(|index| GRPC_CODES.get(index))
-                .copied()
-                .unwrap_or("?");
-            format!("grpc-status {status} {name} (HTTP {})", code(group))
+            format!(
+                "grpc-status {status} {} (HTTP {})",
+                super::grpc_name(status),
+                group.record().response_code
+            )
         }
         _ => code(group),
     }

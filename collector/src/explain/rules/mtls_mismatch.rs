@@ -1,8 +1,9 @@
-//! `mtls_mismatch`: the two sides of a hop disagree on mTLS. Three shapes:
-//! a TLS error on a connect failure (UF/UC; e.g. `WRONG_VERSION_NUMBER`: mTLS sent to a plaintext
-//! endpoint), `filter_chain_not_found` on a server (plaintext hit a STRICT listener; only an
-//! access log shows it), and plaintext from a client whose DestinationRule disables TLS towards
-//! an endpoint with a sidecar that then closes the connection (UC).
+//! `mtls_mismatch`: the two sides of a hop disagree on mTLS. Two shapes: a TLS error on a connect
+//! failure (UF/UC; e.g. `WRONG_VERSION_NUMBER`: mTLS sent to a plaintext endpoint), and plaintext
+//! from a client whose DestinationRule disables TLS towards an endpoint with a sidecar that then
+//! closes the connection (UC). Only TLS evidence in the record makes it this cause, never a bare
+//! UC. The server's side of the second shape, `filter_chain_not_found`, is a listener miss
+//! (`no_filter_chain`): it has more readings than mTLS.
 
 use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::decode::{DetailsKind, TransportFailure};
@@ -19,9 +20,6 @@ impl Rule for MtlsMismatch {
     }
 
     fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
-        if group.details.kind == DetailsKind::FilterChainNotFound {
-            return Some(strict_listener(group, context));
-        }
         let connect_failed = group.has_any(bits::UF | bits::UC)
             || group.details.kind == DetailsKind::UpstreamResetBeforeResponse;
         if !connect_failed {
@@ -130,26 +128,6 @@ fn plaintext_to_sidecar(group: &Group<'_>, context: &Context<'_>) -> Option<Diag
     )
 }
 
-fn strict_listener(group: &Group<'_>, context: &Context<'_>) -> Diagnosis {
-    let mut next = Next::new(group, context);
-    next.list_here("peerauthentication")
-        .list("peerauthentication", Some("istio-system"))
-        .describe()
-        .listeners();
-    Diagnosis::new(
-        format!(
-            "{}: no listener filter chain matched a connection (filter_chain_not_found): typically a client without mTLS reaching a STRICT port",
-            subject(group)
-        ),
-        Confidence::Medium,
-    )
-    .resource(Some(Resource::hint(
-        "PeerAuthentication STRICT on this workload, and a client that sends plaintext (no sidecar, or a DestinationRule with tls DISABLE)",
-    )))
-    .commands(next)
-    .note("connection-level failures never reach an HTTP filter: only the sidecar's listener access log shows them")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,14 +193,15 @@ mod tests {
         // Without a DR (auto mTLS) a UC is no mTLS evidence.
         assert!(check(&MtlsMismatch, client(), outbound(503, "UC", TERMINATED)).is_none());
 
-        // The server's listener access log line.
-        let listener = check(
-            &MtlsMismatch,
-            server(),
-            inbound(0, "NR", "filter_chain_not_found"),
-        )
-        .unwrap();
-        assert!(listener.title.contains("filter_chain_not_found"));
+        // The server's listener access log line is a listener miss, judged by no_filter_chain.
+        assert!(
+            check(
+                &MtlsMismatch,
+                server(),
+                inbound(0, "NR", "filter_chain_not_found"),
+            )
+            .is_none()
+        );
 
         // A refused connect is not mTLS.
         assert!(check(&MtlsMismatch, client(), outbound(503, "UF", REFUSED)).is_none());

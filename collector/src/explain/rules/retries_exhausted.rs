@@ -18,6 +18,8 @@ fn last_attempt(cause: Cause, group: &Group<'_>) -> String {
         },
         Cause::MtlsMismatch => "TLS handshake failed".to_owned(),
         Cause::UpstreamConnectionTerminated => "the upstream closed the connection".to_owned(),
+        Cause::IdleTimeoutRace => "the upstream closed a reused keep-alive connection".to_owned(),
+        Cause::CertificateNotReady => "no workload certificate (SDS)".to_owned(),
         Cause::UpstreamReset => "the upstream reset the stream".to_owned(),
         Cause::UpstreamTimeout => "timed out".to_owned(),
         Cause::CircuitBreakerOverflow => "circuit breaker overflow".to_owned(),
