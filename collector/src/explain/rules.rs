@@ -412,6 +412,15 @@ pub(crate) fn route_config(group: &Group<'_>) -> Option<String> {
         })
 }
 
+/// The destination host of the route: the vhost's host (the fqdn istiod names vhosts by), else
+/// the authority's.
+pub(crate) fn destination_host<'a>(group: &'a Group<'_>) -> &'a str {
+    match &group.vhost {
+        crate::decode::VirtualHost::Service { host, .. } => host,
+        _ => authority_host(group),
+    }
+}
+
 /// The host part of the authority.
 pub(crate) fn authority_host<'a>(group: &Group<'a>) -> &'a str {
     let authority = group.record().authority.as_str();

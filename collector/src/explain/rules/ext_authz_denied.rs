@@ -76,6 +76,17 @@ mod tests {
         )
         .unwrap();
         assert!(failed.title.contains("failed"));
+        // UAEX alone, as formats without details show it (Istio before 1.9).
+        let mut flag_only = inbound(403, "UAEX", "");
+        flag_only.unknown_fields = 1 << meshwhy_proto::v1::RecordField::ResponseCodeDetails as u32;
+        let flag_only = check(&ExtAuthzDenied, server(), flag_only).unwrap();
+        assert!(
+            flag_only.title.contains("denied the request (403, UAEX)"),
+            "{}",
+            flag_only.title
+        );
+        let report = explain_records(&[(server(), inbound(403, "UAEX", ""))]);
+        assert_eq!(report.findings[0].cause, Cause::ExtAuthzDenied);
         assert!(
             check(
                 &ExtAuthzDenied,

@@ -5,8 +5,8 @@
 //! to fix or to check, and the DestinationRule subsets the proxies do have for the host are the
 //! evidence: they show which subset names exist, and so which one the route gets wrong.
 
-use super::{Diagnosis, Rule, authority_host, bits, code, resource_of, subject};
-use crate::decode::{DetailsKind, IstioResource, ServiceHost, VirtualHost};
+use super::{Diagnosis, Rule, bits, code, destination_host, resource_of, subject};
+use crate::decode::{DetailsKind, IstioResource, ServiceHost};
 use crate::explain::Cause;
 use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
@@ -16,15 +16,6 @@ pub(crate) struct NoCluster;
 
 const HINT: &str = "a route destination (host + subset) with no cluster: a subset missing from the \
                     DestinationRule, or a host with no Service/ServiceEntry (or hidden by a Sidecar)";
-
-/// The destination host of the route: the vhost's host (the fqdn istiod names vhosts by), else
-/// the authority's.
-fn destination_host<'a>(group: &'a Group<'_>) -> &'a str {
-    match &group.vhost {
-        VirtualHost::Service { host, .. } => host,
-        _ => authority_host(group),
-    }
-}
 
 impl Rule for NoCluster {
     fn cause(&self) -> Cause {

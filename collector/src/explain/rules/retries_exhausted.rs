@@ -57,9 +57,14 @@ impl Rule for RetriesExhausted {
         }
         // The retry policy itself: how many, on what.
         next.routes();
+        // A gRPC failure keeps HTTP 200: say what the client got, or the title reads as a success.
+        let answered = match group.record().response_code {
+            200..=299 => format!("; the client got {}", super::code(group)),
+            _ => String::new(),
+        };
         let mut diagnosis = Diagnosis::new(
             format!(
-                "{}: retries exhausted{attempts}; last attempt: {}",
+                "{}: retries exhausted{attempts}; last attempt: {}{answered}",
                 subject(group),
                 last_attempt(cause, group)
             ),
