@@ -8,8 +8,8 @@ use std::path::Path;
 use meshwhy_proto::v1::{self as pb, DecisionRecord, ProxyIdentity};
 
 use crate::cli::CliError;
-use crate::decode::access_log;
 use crate::explain::{self, Input, RecordRef, Scope, wire};
+use crate::logread::LogReader;
 
 /// Reads, parses and explains `path` (`-` = stdin) as `request` asks.
 pub(super) fn explain_file(
@@ -31,13 +31,14 @@ pub(super) fn explain_file(
     };
     let mut records = Vec::new();
     let mut skipped = 0u64;
+    let log_reader = LogReader::new();
     for line in reader.lines() {
         let line = line.map_err(input_error)?;
         if line.trim().is_empty() {
             continue;
         }
-        match access_log::parse_line(&line) {
-            Ok(record) => records.push(record),
+        match log_reader.read_line(&line) {
+            Ok(read) => records.push(read.record),
             Err(_) => skipped += 1,
         }
     }
