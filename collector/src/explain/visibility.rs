@@ -122,13 +122,14 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
     if about(CLUSTER_CAUSES) {
         if unseen(RecordField::Cluster) {
             notes.push("no cluster in this line: the DestinationRule cannot be named".to_owned());
-        } else if unseen(RecordField::ClusterProvenance) && group.cluster_resource.is_none() {
-            if let Some(service) = group.cluster.service() {
-                notes.push(format!(
-                    "a log line carries no DestinationRule provenance: the rule is the one for host {} (kubectl get destinationrule -A)",
-                    service.fqdn
-                ));
-            }
+        } else if unseen(RecordField::ClusterProvenance)
+            && group.cluster_resource.is_none()
+            && let Some(service) = group.cluster.service()
+        {
+            notes.push(format!(
+                "a log line carries no DestinationRule provenance: the rule is the one for host {} (kubectl get destinationrule -A)",
+                service.fqdn
+            ));
         }
     }
     if about(ENDPOINT_CAUSES) && unseen(RecordField::UpstreamHost) {

@@ -394,7 +394,7 @@ const ROWS: &[Row] = &[
         },
         unknown: &[],
         known: &[RecordField::TransportFailureReason],
-        cause: "mtls_mismatch",
+        cause: "certificate_not_ready",
     },
     Row {
         name: "inbound listener miss: a TCP line with its head cut off",
@@ -406,7 +406,7 @@ const ROWS: &[Row] = &[
         },
         unknown: &[],
         known: &[],
-        cause: "mtls_mismatch",
+        cause: "no_filter_chain",
     },
     Row {
         name: "salvage: UAEX alone",
