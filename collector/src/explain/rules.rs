@@ -212,13 +212,17 @@ pub(crate) fn subject(group: &Group<'_>) -> String {
         },
         (_, false) if !destination.is_empty() => format!("{source} → {destination}"),
         (_, false) => source,
+        (_, true) if destination.is_empty() && group.record().protocol == super::TCP => {
+            "connections".to_owned()
+        }
         (_, true) if destination.is_empty() => "requests".to_owned(),
         (_, true) => destination,
     }
 }
 
 /// `503`, `no response` for code 0, and for a gRPC failure that kept HTTP 2xx (the failure is in
-/// the flags and grpc-status, never the HTTP code) `HTTP 200 with grpc-status 14 UNAVAILABLE`.
+/// the flags and grpc-status, never the HTTP code) `HTTP 200 with grpc-status 14 UNAVAILABLE`, or
+/// `HTTP 200 carrying a gRPC failure` when the status is not known.
 pub(crate) fn code(group: &Group<'_>) -> String {
     let record = group.record();
     match record.response_code {
@@ -230,11 +234,7 @@ pub(crate) fn code(group: &Group<'_>) -> String {
                     grpc_name(status)
                 )
             }
-            _ if group.flags & !bits::BENIGN != 0 => {
-                format!(
-                    "HTTP {code} (a gRPC failure keeps 200: it shows in the flags and grpc-status)"
-                )
-            }
+            _ if group.flags & !bits::BENIGN != 0 => format!("HTTP {code} carrying a gRPC failure"),
             _ => code.to_string(),
         },
         code => code.to_string(),

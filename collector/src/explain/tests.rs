@@ -567,7 +567,7 @@ fn grpc_failures_keep_http_200() {
         (
             grpc("UT", RESPONSE_TIMEOUT, None),
             Cause::UpstreamTimeout,
-            "HTTP 200 (a gRPC failure keeps 200",
+            "HTTP 200 carrying a gRPC failure (UT)",
         ),
         (
             grpc(

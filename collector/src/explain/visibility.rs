@@ -127,7 +127,7 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
             && let Some(service) = group.cluster.service()
         {
             notes.push(format!(
-                "a log line carries no DestinationRule provenance: the rule is the one for host {} (kubectl get destinationrule -A)",
+                "a log line carries no DestinationRule provenance: the rule to look at is the one for host {}",
                 service.fqdn
             ));
         }
@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(cause, Cause::CircuitBreakerOverflow);
         assert_eq!(
             notes[1],
-            "a log line carries no DestinationRule provenance: the rule is the one for host reviews.shop.svc.cluster.local (kubectl get destinationrule -A)"
+            "a log line carries no DestinationRule provenance: the rule to look at is the one for host reviews.shop.svc.cluster.local"
         );
         let mut no_cluster = istio_18(outbound(503, "UO", ""));
         no_cluster.cluster.clear();

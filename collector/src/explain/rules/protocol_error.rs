@@ -145,7 +145,7 @@ mod tests {
         // gRPC keeps HTTP 200 with UPE.
         let grpc = check(&ProtocolError, client(), outbound(200, "UPE", "")).unwrap();
         assert!(
-            grpc.title.contains("HTTP 200 (a gRPC failure keeps 200"),
+            grpc.title.contains("HTTP 200 carrying a gRPC failure, UPE"),
             "{}",
             grpc.title
         );
