@@ -66,7 +66,8 @@ pub struct IngestLogsArgs {
 
 /// From the reading thread to the pusher.
 enum Message {
-    Batch(Batch),
+    // Boxed: a batch is large and the channel holds a few.
+    Batch(Box<Batch>),
     Done(Result<ReadReport, CliError>),
 }
 
@@ -121,7 +122,7 @@ pub(crate) async fn run(collector: &str, args: IngestLogsArgs) -> Result<(), Cli
                 {
                     proxies.push(proxy.clone());
                 }
-                push(&mut client, collector, batch, &mut totals).await?;
+                push(&mut client, collector, *batch, &mut totals).await?;
             }
             Some(Message::Done(result)) => break result?,
             None => {
@@ -254,7 +255,7 @@ fn read_batches(
     let mut batcher = Batcher::new(identity, first);
     let hand_over = |batch: Batch| {
         // The pusher failed and is gone: stop reading.
-        if sender.blocking_send(Message::Batch(batch)).is_err() {
+        if sender.blocking_send(Message::Batch(Box::new(batch))).is_err() {
             stop.set(true);
         }
     };
