@@ -548,3 +548,87 @@ async fn ingest_logs_to_an_unreachable_collector_is_69() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_pod_named_by_a_prefix_is_that_lines_proxy() {
+    // `kubectl logs -l app=productpage --prefix` and stern, one pod each; the bare line is --pod's.
+    let lines = format!(
+        "[pod/productpage-v1-545db77b95-22jzk/istio-proxy] {UF_LINE}\n\
+         productpage-v1-545db77b95-x7v2q istio-proxy {UF_LINE}\n\
+         {UF_LINE}\n"
+    );
+    let file = TempFile::new("pods.log", lines.as_bytes());
+    let out = output(meshwhy().args([
+        "explain",
+        "--input-file",
+        file.arg(),
+        "--pod",
+        "productpage-v1-545db77b95-b9hk2",
+        "-n",
+        "shop",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let explained = json(&out);
+    assert_eq!(
+        explained["findings"].as_array().unwrap().len(),
+        1,
+        "{explained}"
+    );
+    let finding = &explained["findings"][0];
+    assert_eq!(finding["group"]["workload"], "productpage-v1");
+    let mut pods: Vec<&str> = finding["evidence"]["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pod| pod.as_str().unwrap())
+        .collect();
+    pods.sort_unstable();
+    assert_eq!(
+        pods,
+        [
+            "productpage-v1-545db77b95-22jzk",
+            "productpage-v1-545db77b95-b9hk2",
+            "productpage-v1-545db77b95-x7v2q"
+        ]
+    );
+
+    // Loaded into a collector: one proxy instance per pod.
+    let collector = collector().await;
+    let url = collector.url();
+    let out = output(meshwhy().args([
+        "--collector",
+        &url,
+        "ingest-logs",
+        file.arg(),
+        "--pod",
+        "productpage-v1-545db77b95-b9hk2",
+        "-n",
+        "shop",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("loaded 3 failure records"), "{stdout}");
+    assert!(stdout.contains("(3 proxies: "), "{stdout}");
+    let out = output(meshwhy().args(["--collector", &url, "proxies", "-o", "json"])).await;
+    let proxies = json(&out);
+    let mut pods: Vec<&str> = proxies["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|proxy| proxy["pod"].as_str().unwrap())
+        .collect();
+    pods.sort_unstable();
+    assert_eq!(
+        pods,
+        [
+            "productpage-v1-545db77b95-22jzk",
+            "productpage-v1-545db77b95-b9hk2",
+            "productpage-v1-545db77b95-x7v2q"
+        ]
+    );
+    collector.shutdown().await.unwrap();
+}

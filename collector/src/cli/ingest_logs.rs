@@ -255,7 +255,10 @@ fn read_batches(
     let mut batcher = Batcher::new(identity, first);
     let hand_over = |batch: Batch| {
         // The pusher failed and is gone: stop reading.
-        if sender.blocking_send(Message::Batch(Box::new(batch))).is_err() {
+        if sender
+            .blocking_send(Message::Batch(Box::new(batch)))
+            .is_err()
+        {
             stop.set(true);
         }
     };
@@ -339,7 +342,8 @@ struct Batcher {
     identity: Identity,
     first_line: String,
     pods: Vec<Pending>,
-    by_pod: HashMap<Option<String>, usize>,
+    /// Keyed by the pod a line resolves to (see [`Identity::pod_of`]): one instance per pod.
+    by_pod: HashMap<String, usize>,
 }
 
 impl Batcher {
@@ -354,9 +358,11 @@ impl Batcher {
 
     /// Adds a line; a batch when its pod's is full.
     fn add(&mut self, line: LogLine) -> Option<Batch> {
-        let index = match self.by_pod.get(&line.pod) {
+        let pod = self.identity.pod_of(line.pod.as_deref());
+        let index = match self.by_pod.get(pod) {
             Some(&index) => index,
             None => {
+                let pod = pod.to_owned();
                 let mut proxy = self.identity.proxy(line.pod.as_deref());
                 proxy.instance_id = instance_id(&proxy, &self.first_line);
                 self.pods.push(Pending {
@@ -366,7 +372,7 @@ impl Batcher {
                     bytes: 0,
                     counters: BTreeMap::new(),
                 });
-                self.by_pod.insert(line.pod.clone(), self.pods.len() - 1);
+                self.by_pod.insert(pod, self.pods.len() - 1);
                 self.pods.len() - 1
             }
         };
@@ -478,6 +484,8 @@ mod tests {
         batcher.add(line(None, 200, 0));
         batcher.add(line(None, 200, 0));
         batcher.add(line(Some("reviews-v1-5d8c9b7f4d-x7v2q"), 200, 0));
+        // A prefix naming --pod's own pod is the same instance, not a second one with its id.
+        batcher.add(line(Some("productpage-v1-545db77b95-22jzk"), 200, 0));
         assert_eq!(full.len(), 1);
         assert_eq!(full[0].request.records.len(), MAX_BATCH_RECORDS);
         assert_eq!(full[0].request.sequence, 1);
@@ -485,9 +493,9 @@ mod tests {
         assert_eq!(rest.len(), 2);
         assert_eq!(rest[0].request.sequence, 2);
         assert_eq!(rest[0].request.records.len(), 1);
-        assert_eq!(rest[0].successes, 2);
+        assert_eq!(rest[0].successes, 3);
         assert_eq!(rest[0].request.counters.len(), 1);
-        assert_eq!(rest[0].request.counters[0].count, 2);
+        assert_eq!(rest[0].request.counters[0].count, 3);
         assert_eq!(rest[0].request.counters[0].route_name, "default");
         let first = full[0].request.proxy.as_ref().unwrap();
         assert_eq!(first.pod, "productpage-v1-545db77b95-22jzk");

@@ -373,14 +373,19 @@ impl Identity {
         })
     }
 
+    /// The pod that wrote a line: the one its prefix named, else `--pod`, else none (empty).
+    pub fn pod_of<'a>(&'a self, line_pod: Option<&'a str>) -> &'a str {
+        line_pod
+            .filter(|pod| !pod.is_empty())
+            .or(self.pod.as_deref())
+            .unwrap_or_default()
+    }
+
     /// The proxy that wrote a line: the pod its prefix named, else `--pod`; the namespace from
     /// the flags; the workload from `--workload`, else the pod name without its ReplicaSet
     /// suffix.
     pub fn proxy(&self, line_pod: Option<&str>) -> ProxyIdentity {
-        let pod = line_pod
-            .filter(|pod| !pod.is_empty())
-            .or(self.pod.as_deref())
-            .unwrap_or_default();
+        let pod = self.pod_of(line_pod);
         let workload = match &self.workload {
             Some(workload) => workload.clone(),
             None => workload_of(pod).to_owned(),
@@ -429,7 +434,8 @@ pub struct Proxies {
 impl Proxies {
     /// The index of the proxy that wrote `line` (added when new).
     pub fn index(&mut self, identity: &Identity, line_pod: Option<&str>) -> usize {
-        let key = line_pod.unwrap_or_default();
+        // Keyed by the pod it resolves to: a prefix naming the --pod pod is the same proxy.
+        let key = identity.pod_of(line_pod);
         if let Some(&index) = self.by_pod.get(key) {
             return index;
         }
@@ -546,6 +552,13 @@ mod tests {
         assert_eq!(proxies.index(&identity, Some("b")), 1);
         assert_eq!(proxies.index(&identity, None), 0);
         assert_eq!(proxies.index(&identity, Some("b")), 1);
+        assert_eq!(
+            proxies.index(&identity, Some("a")),
+            0,
+            "--pod's pod named by a prefix"
+        );
+        assert_eq!(proxies.index(&identity, Some("")), 0);
+        assert_eq!(proxies.list.len(), 2);
         assert_eq!(proxies.list[0].pod, "a");
         assert_eq!(proxies.list[1].pod, "b");
     }

@@ -219,7 +219,7 @@ fn observe_log(args: &ObserveArgs, input: &Input) -> Result<(), CliError> {
     let style = Style::for_terminal(stdout.is_terminal());
     let mut printer = Printer::new(args.output, style);
     let mut out = stdout.lock();
-    let mut proxies: HashMap<Option<String>, Arc<ProxyIdentity>> = HashMap::new();
+    let mut proxies: HashMap<String, Arc<ProxyIdentity>> = HashMap::new();
     let mut newest: VecDeque<(StoredRecord, Option<Cause>)> = VecDeque::new();
     let mut failed: Option<std::io::Error> = None;
     // A failed write (the reader of a pipe left) ends the read, even of an endless pipe.
@@ -227,7 +227,7 @@ fn observe_log(args: &ObserveArgs, input: &Input) -> Result<(), CliError> {
     let source = StopAt::new(input.open()?, Rc::clone(&stop));
     let report = input.read_from(source, &reader, |line| {
         let proxy = proxies
-            .entry(line.pod.clone())
+            .entry(identity.pod_of(line.pod.as_deref()).to_owned())
             .or_insert_with(|| Arc::new(identity.proxy(line.pod.as_deref())));
         let stored = crate::store::StoredRecord {
             record: line.record,
@@ -358,6 +358,14 @@ fn record_time(stored: &StoredRecord) -> u64 {
     }
 }
 
+/// `HH:MM:SS.mmm` of the record; `-` when it has no time at all (a log fragment without one).
+fn clock(stored: &StoredRecord) -> String {
+    match record_time(stored) {
+        0 => "-".to_owned(),
+        time => format_clock_millis(time),
+    }
+}
+
 fn arrow(direction: i32) -> &'static str {
     match Direction::try_from(direction) {
         Ok(Direction::Inbound) => "<-",
@@ -381,7 +389,7 @@ pub fn compact_line(stored: &StoredRecord, cause: Option<Cause>, style: Style) -
     };
     let mut line = format!(
         "{} {} {} {} {} {} {} {}",
-        style.dim(&format_clock_millis(record_time(stored))),
+        style.dim(&clock(stored)),
         style.bold(&format!(
             "{}/{}",
             or_dash(&proxy.namespace),
@@ -421,7 +429,7 @@ fn table_row(stored: &StoredRecord, cause: Option<Cause>) -> Vec<String> {
     let record = stored.record.clone().unwrap_or_default();
     let proxy = stored.proxy.clone().unwrap_or_default();
     vec![
-        format_clock_millis(record_time(stored)),
+        clock(stored),
         format!("{}/{}", or_dash(&proxy.namespace), or_dash(&proxy.pod)),
         match Direction::try_from(record.direction) {
             Ok(Direction::Inbound) => "in",
