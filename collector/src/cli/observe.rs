@@ -213,7 +213,12 @@ fn observe_log(args: &ObserveArgs, input: &Input) -> Result<(), CliError> {
     let identity = Identity::new(&args.input.source, args.filters.namespace.as_deref(), None)?;
     let reader = args.input.source.reader()?;
     let (filter, _, _) = crate::query::observe_filter(args.request(SystemTime::now()));
-    let limit = args.filters.limit.map(|limit| limit as usize);
+    // 0 is the collector's "its default": for a log, every record.
+    let limit = args
+        .filters
+        .limit
+        .filter(|&limit| limit > 0)
+        .map(|limit| limit as usize);
     let live = *input == Input::Stdin;
     let stdout = std::io::stdout();
     let style = Style::for_terminal(stdout.is_terminal());
@@ -248,7 +253,6 @@ fn observe_log(args: &ObserveArgs, input: &Input) -> Result<(), CliError> {
             return;
         }
         match limit {
-            Some(0) => {}
             Some(limit) => {
                 if newest.len() == limit {
                     newest.pop_front();
