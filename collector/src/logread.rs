@@ -36,8 +36,6 @@ pub const ORIGIN_JSON: &str = "access-log:json";
 pub const ORIGIN_CUSTOM: &str = "access-log:custom";
 /// Most wrappers unwrapped (`{"log": "{\"log\": …}"}`).
 const MAX_WRAPPING: usize = 2;
-/// Words of a prefix skipped when looking for where a custom format starts.
-const MAX_PREFIX_WORDS: usize = 4;
 
 /// Reads lines with the built-in formats and, when given, the user's own (tried first).
 #[derive(Debug, Clone, Default)]
@@ -70,10 +68,14 @@ pub struct LogLine {
 fn builtins() -> &'static [(eras::Era, Template)] {
     static BUILTINS: OnceLock<Vec<(eras::Era, Template)>> = OnceLock::new();
     BUILTINS.get_or_init(|| {
-        eras::ERAS
+        let mut compiled: Vec<(eras::Era, Template)> = eras::ERAS
             .iter()
             .filter_map(|era| Template::compile(era.format).ok().map(|t| (*era, t)))
-            .collect()
+            .collect();
+        // Most fields first (stable: ties keep the era order), so the first whole match is the
+        // best one.
+        compiled.sort_by_key(|(_, template)| std::cmp::Reverse(template.field_count()));
+        compiled
     })
 }
 
@@ -151,8 +153,8 @@ impl LogReader {
 
     /// A JSON object or a text format, not salvage.
     fn read_format(&self, text: &str, cut: bool, depth: usize) -> Option<LogLine> {
-        if let Some(at) = text.find('{')
-            && text.trim_end().ends_with('}')
+        if text.ends_with('}')
+            && let Some(at) = text.find('{')
         {
             match json::read(&text[at..], &self.json_keys) {
                 Some(json::JsonLine::Record {
@@ -185,66 +187,31 @@ impl LogReader {
         let mut best: Option<Best<'_>> = None;
         let mut values = Vec::with_capacity(24);
         let time_at = time_start(text);
-        let request_at = request_line_start(text);
-        let candidates = |template: &Template| -> Vec<usize> {
-            match template.first_literal() {
-                Some("[") => time_at.into_iter().collect(),
-                Some(literal) => text
-                    .match_indices(literal)
-                    .map(|(i, _)| i)
-                    .take(3)
-                    .collect(),
-                None => word_starts(text),
-            }
-        };
+        // Found only when a format needs it: most lines match whole from their start time.
+        let mut request_at: Option<Option<usize>> = None;
         let custom = self.custom.iter().map(|template| (None, template));
         let builtin = builtins()
             .iter()
             .map(|(era, template)| (Some(*era), template));
         for (era, template) in custom.chain(builtin) {
-            let mut attempts: Vec<(usize, bool)> = candidates(template)
-                .into_iter()
-                .map(|start| (start, false))
-                .collect();
-            if let Some(at) = request_at {
-                attempts.push((at, true));
+            let mut whole = false;
+            for start in starts(template, text, time_at).into_iter().flatten() {
+                if let Some(matched) = template.match_line(&text[start..], &mut values) {
+                    whole |= matched.fit != Fit::Cut;
+                    consider(&mut best, era, matched, &values, start);
+                }
             }
-            for (start, from_request_line) in attempts {
-                let slice = &text[start..];
-                let matched = if from_request_line {
-                    template.match_request_line(slice, &mut values)
-                } else {
-                    template.match_line(slice, &mut values)
-                };
-                let Some(matched) = matched else { continue };
-                if matched.fit == Fit::Cut && !values.iter().any(|(f, _)| *f == Field::Code) {
-                    continue;
-                }
-                let better = match &best {
-                    None => true,
-                    Some(best) => {
-                        // The user's format wins ties: they said it is theirs.
-                        let rank = |fit: Fit, custom: bool, n: usize| (fit, custom, n);
-                        rank(matched.fit, era.is_none(), values.len())
-                            > rank(best.fit, best.era.is_none(), best.values.len())
-                    }
-                };
-                if better {
-                    best = Some(Best {
-                        era,
-                        fit: matched.fit,
-                        values: values.clone(),
-                        rest: matched.rest,
-                        start,
-                        tied_with_modern: false,
-                    });
-                } else if let Some(best) = &mut best
-                    && best.fit == matched.fit
-                    && best.values.len() == values.len()
-                    && era.is_some_and(|era| !era.predates_nc)
-                {
-                    best.tied_with_modern = true;
-                }
+            // A line whose head was cut off starts at its request line.
+            if !whole
+                && let Some(at) = *request_at.get_or_insert_with(|| request_line_start(text))
+                && let Some(matched) = template.match_request_line(&text[at..], &mut values)
+            {
+                consider(&mut best, era, matched, &values, at);
+            }
+            // The user's format first, then the built-ins by falling field count: a whole match
+            // cannot be beaten by what follows.
+            if best.as_ref().is_some_and(|best| best.fit == Fit::Full) {
+                break;
             }
         }
         let best = best?;
@@ -300,16 +267,7 @@ fn finish_line(
     origin: String,
     prefix: &str,
 ) -> LogLine {
-    use crate::decode::ClusterName;
-    let direction = match ClusterName::parse(&record.cluster) {
-        ClusterName::Inbound { .. } | ClusterName::InboundPassthrough => Direction::Inbound,
-        ClusterName::Outbound { .. } | ClusterName::Passthrough | ClusterName::BlackHole => {
-            Direction::Outbound
-        }
-        _ if matches!(record.route_name.as_str(), "allow_any" | "block_all") => Direction::Outbound,
-        _ if record.requested_server_name.starts_with("outbound_.") => Direction::Inbound,
-        _ => Direction::Unspecified,
-    };
+    let direction = direction_of(&record);
     if direction != Direction::Unspecified {
         unknown &= !field::bit(RecordField::Direction);
     }
@@ -320,6 +278,84 @@ fn finish_line(
     LogLine {
         record,
         pod: clean::pod_in_prefix(prefix),
+    }
+}
+
+/// Keeps `matched` when it beats `best`: a whole match over one with more after it over a cut
+/// one, the user's format over a built-in, more values over fewer. A cut match must have
+/// reached the response code.
+fn consider<'a>(
+    best: &mut Option<Best<'a>>,
+    era: Option<eras::Era>,
+    matched: template::Matched<'a>,
+    values: &[(Field, &'a str)],
+    start: usize,
+) {
+    if matched.fit == Fit::Cut && !values.iter().any(|(field, _)| *field == Field::Code) {
+        return;
+    }
+    let rank = |fit: Fit, custom: bool, n: usize| (fit, custom, n);
+    match best {
+        Some(best)
+            if rank(matched.fit, era.is_none(), values.len())
+                <= rank(best.fit, best.era.is_none(), best.values.len()) =>
+        {
+            if best.fit == matched.fit
+                && best.values.len() == values.len()
+                && era.is_some_and(|era| !era.predates_nc)
+            {
+                best.tied_with_modern = true;
+            }
+        }
+        _ => {
+            *best = Some(Best {
+                era,
+                fit: matched.fit,
+                values: values.to_vec(),
+                rest: matched.rest,
+                start,
+                tied_with_modern: false,
+            });
+        }
+    }
+}
+
+/// Where in `text` a template may start: at the start time for formats opening with `[`, at its
+/// first literal for other formats that open with one, else at one of the first words (after
+/// a log tool's prefix).
+fn starts(template: &Template, text: &str, time_at: Option<usize>) -> [Option<usize>; 5] {
+    let mut starts = [None; 5];
+    match template.first_literal() {
+        Some("[") => starts[0] = time_at,
+        Some(literal) => {
+            for (slot, (i, _)) in starts.iter_mut().zip(text.match_indices(literal)) {
+                *slot = Some(i);
+            }
+        }
+        None => {
+            for (slot, i) in starts.iter_mut().zip(word_starts(text)) {
+                *slot = Some(i);
+            }
+        }
+    }
+    starts
+}
+
+/// The listener a record's cluster name says it went through (`inbound|…` vs `outbound|…` and
+/// Istio's special clusters), or its route or SNI when the cluster says nothing.
+fn direction_of(record: &DecisionRecord) -> Direction {
+    let cluster = record.cluster.as_str();
+    if cluster.starts_with("inbound|") || cluster.starts_with("InboundPassthroughCluster") {
+        Direction::Inbound
+    } else if cluster.starts_with("outbound|")
+        || matches!(cluster, "PassthroughCluster" | "BlackHoleCluster")
+        || matches!(record.route_name.as_str(), "allow_any" | "block_all")
+    {
+        Direction::Outbound
+    } else if record.requested_server_name.starts_with("outbound_.") {
+        Direction::Inbound
+    } else {
+        Direction::Unspecified
     }
 }
 
@@ -342,18 +378,13 @@ fn request_line_start(text: &str) -> Option<usize> {
 
 /// Offsets of the line's first words: where a custom format without a leading literal may
 /// start once a log tool's prefix is skipped.
-fn word_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![0];
+fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
-    for i in 1..bytes.len() {
-        if starts.len() > MAX_PREFIX_WORDS {
-            break;
-        }
-        if bytes[i - 1].is_ascii_whitespace() && !bytes[i].is_ascii_whitespace() {
-            starts.push(i);
-        }
-    }
-    starts
+    std::iter::once(0).chain(
+        (1..bytes.len()).filter(move |&i| {
+            bytes[i - 1].is_ascii_whitespace() && !bytes[i].is_ascii_whitespace()
+        }),
+    )
 }
 
 /// One clause on why a line was not read.

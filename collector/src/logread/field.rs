@@ -138,14 +138,16 @@ impl Field {
             | Field::RouteName
             | Field::SourceAddress
             | Field::Address
-            | Field::UpstreamHost => !value.is_empty() && !value.contains(char::is_whitespace),
+            | Field::UpstreamHost => {
+                !value.is_empty() && !value.bytes().any(|b| b.is_ascii_whitespace())
+            }
             _ => true,
         }
     }
 
     /// Stores `value` in `record`. `-`, empty and `null` mean "none" (the field is still known).
     pub(crate) fn store(self, record: &mut DecisionRecord, value: &str) {
-        let value = value.trim();
+        let value = value.trim_ascii();
         if value.is_empty() || value == "-" || value == "null" {
             return;
         }
