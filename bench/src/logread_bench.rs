@@ -72,16 +72,6 @@ pub struct LogreadResult {
     pub kinds: Vec<KindResult>,
 }
 
-impl LogreadResult {
-    /// The median lines/s (wall) of `kind`, if measured.
-    pub fn median(&self, kind: &str) -> Option<f64> {
-        self.kinds
-            .iter()
-            .find(|k| k.kind == kind)
-            .map(|k| k.lines_per_second.median)
-    }
-}
-
 /// How a kind is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -476,7 +466,7 @@ fn outcome(g: &mut Gen) -> Outcome {
                 o.downstream_local = format!("142.250.{}.{}:443", g.below(255), g.below(255));
                 o.sni = Some("www.example.com".to_owned());
             } else {
-                o.cluster = Some(format!("outbound|5432||postgres.db.svc.cluster.local"));
+                o.cluster = Some("outbound|5432||postgres.db.svc.cluster.local".to_owned());
                 o.upstream_host = Some(format!("{}:5432", g.ip()));
             }
         }
@@ -616,7 +606,7 @@ pub fn markdown(out: &mut String, result: &LogreadResult) {
     );
     let _ = writeln!(
         out,
-        "| log reader input | lines/s, median [range] | lines per CPU-second | mean line | read / salvaged / unreadable (of the distinct lines) | origins |"
+        "| log reader input | lines per CPU-second, median [range] | lines/s wall | mean line | read / salvaged / unreadable (of the distinct lines) | origins |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for kind in &result.kinds {
@@ -636,8 +626,8 @@ pub fn markdown(out: &mut String, result: &LogreadResult) {
             out,
             "| {} | {} | {:.0} | {:.0} B | {} / {} / {} of {} | {} |",
             kind.kind,
-            kind.lines_per_second.show(0),
-            kind.lines_per_cpu_second.median,
+            kind.lines_per_cpu_second.show(0),
+            kind.lines_per_second.median,
             kind.mean_bytes,
             kind.read,
             kind.salvaged,

@@ -363,7 +363,7 @@ pub fn logread_budget(out: &mut String, logread: &LogreadResult) {
     if !out.contains("| budget (DESIGN.md) |") {
         let _ = writeln!(
             out,
-            "\n| budget (DESIGN.md) | goal | lines/s, median [range] | | lines per CPU-second | verdict |\n|---|---|---|---|---|---|"
+            "\n| budget (DESIGN.md) | goal | lines per CPU-second, median [range] | | lines/s wall | verdict |\n|---|---|---|---|---|---|"
         );
     }
     let met = |ok: bool| if ok { "met" } else { "**missed**" };
@@ -386,9 +386,11 @@ pub fn logread_budget(out: &mut String, logread: &LogreadResult) {
             out,
             "| {what} | ≥ {:.0}k lines/s | {} | | {:.0} | {} |",
             goal / 1000.0,
-            row.lines_per_second.show(0),
-            row.lines_per_cpu_second.median,
-            met(row.lines_per_second.median >= goal)
+            row.lines_per_cpu_second.show(0),
+            row.lines_per_second.median,
+            // Per CPU-second, like the ingest budget: "on one core" is the work a core does,
+            // whatever else the shared machine runs meanwhile.
+            met(row.lines_per_cpu_second.median >= goal)
         );
     }
 }
