@@ -1,7 +1,10 @@
 //! The `meshwhy` CLI: argument types, collector connection, exit codes; one module per subcommand.
 
 pub mod explain;
+pub mod filters;
 pub mod flags;
+pub mod ingest_logs;
+pub mod logs;
 pub mod observe;
 pub mod output;
 pub mod proxies;
@@ -11,6 +14,7 @@ pub mod top;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use meshwhy_proto::v1::ingest_client::IngestClient;
 use meshwhy_proto::v1::query_client::QueryClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -24,6 +28,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code (sysexits EX_USAGE): bad flags or arguments.
 pub const EXIT_USAGE: u8 = 64;
+/// Exit code (sysexits EX_DATAERR): the input holds nothing that can be read (no access-log
+/// line in it, or it is empty).
+pub const EXIT_DATA_ERR: u8 = 65;
 /// Exit code (sysexits EX_NOINPUT): an input file cannot be read.
 pub const EXIT_NO_INPUT: u8 = 66;
 /// Exit code (sysexits EX_UNAVAILABLE): the collector cannot be reached.
@@ -36,7 +43,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response accepted: a page of long records exceeds tonic's 4 MiB default.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
-/// Why did this request fail? Ask the collector that meshwhy's sidecar filters report to.
+/// Why did this request fail? Ask the collector that meshwhy's sidecar filters report to, or
+/// read the Envoy/Istio access logs you already have.
 #[derive(Debug, Parser)]
 #[command(name = "meshwhy", version, about, propagate_version = true)]
 pub struct Cli {
@@ -70,6 +78,9 @@ pub enum Command {
     Proxies(proxies::ProxiesArgs),
     /// Print Envoy's response flags and what each one means.
     Flags(flags::FlagsArgs),
+    /// Load Envoy/Istio access-log lines into a running collector, so history, hop joins and
+    /// the counter rules work on them.
+    IngestLogs(ingest_logs::IngestLogsArgs),
 }
 
 impl Cli {
@@ -143,6 +154,9 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The input holds nothing that can be read (one line saying what was found instead).
+    #[error("{0}")]
+    Data(String),
     /// An input file (`--input-file`) could not be read.
     #[error("read {path}: {source}")]
     Input {
@@ -160,6 +174,7 @@ impl CliError {
         match self {
             Self::Usage(_) => EXIT_USAGE,
             Self::Unreachable { .. } => EXIT_UNAVAILABLE,
+            Self::Data(_) => EXIT_DATA_ERR,
             Self::Input { .. } => EXIT_NO_INPUT,
             Self::Rpc { .. } | Self::Output(_) => EXIT_FAILURE,
         }
@@ -198,6 +213,16 @@ fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Connects to the collector now, so an unreachable one is reported before anything else.
 pub(crate) async fn connect(url: &str) -> Result<QueryClient<Channel>, CliError> {
+    let channel = connect_channel(url).await?;
+    Ok(QueryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES))
+}
+
+/// Connects to the collector's Ingest service now (see [`connect`]).
+pub(crate) async fn connect_ingest(url: &str) -> Result<IngestClient<Channel>, CliError> {
+    Ok(IngestClient::new(connect_channel(url).await?))
+}
+
+async fn connect_channel(url: &str) -> Result<Channel, CliError> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|error| CliError::Usage(format!("invalid --collector {url:?}: {error}")))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -209,7 +234,7 @@ pub(crate) async fn connect(url: &str) -> Result<QueryClient<Channel>, CliError>
             url: url.to_owned(),
             reason: innermost_cause(&error),
         })?;
-    Ok(QueryClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES))
+    Ok(channel)
 }
 
 /// Runs a parsed command line and returns the exit code; errors are printed as one line.
@@ -221,6 +246,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Observe(args) => observe::run(&cli.collector, args).await,
         Command::Proxies(args) => proxies::run(&cli.collector, args).await,
         Command::Flags(args) => flags::run(args),
+        Command::IngestLogs(args) => ingest_logs::run(&cli.collector, args).await,
     };
     match result {
         Ok(()) => EXIT_OK,
@@ -271,6 +297,7 @@ mod tests {
              Is meshwhy-collector running? Set --collector or MESHWHY_COLLECTOR."
         );
         assert_eq!(CliError::Usage("x".into()).exit_code(), EXIT_USAGE);
+        assert_eq!(CliError::Data("x".into()).exit_code(), EXIT_DATA_ERR);
         let rpc = CliError::from_status("u", tonic::Status::internal("boom"));
         assert_eq!(rpc.exit_code(), EXIT_FAILURE);
         let gone = CliError::from_status("u", tonic::Status::unavailable("going away"));
@@ -300,9 +327,9 @@ mod tests {
         let Command::Records(args) = cli.command else {
             panic!("records expected");
         };
-        assert_eq!(args.namespace.as_deref(), Some("shop"));
-        assert_eq!(args.flags, [1 << 5, 1 << 15, 1 << 8]);
-        assert_eq!(args.since, Some(Duration::from_secs(900)));
+        assert_eq!(args.filters.namespace.as_deref(), Some("shop"));
+        assert_eq!(args.outcome.flags, [1 << 5, 1 << 15, 1 << 8]);
+        assert_eq!(args.filters.since, Some(Duration::from_secs(900)));
         assert_eq!(args.output, OutputFormat::Jsonl);
     }
 

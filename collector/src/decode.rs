@@ -1,6 +1,6 @@
 //! Version-tolerant decoding of the raw values a sidecar ships: response code details, transport
 //! failure reasons, TLS errors, Istio cluster/route/virtual-host names, provenance paths, RBAC
-//! policy ids and node ids, plus Envoy/Istio access-log lines.
+//! policy ids and node ids. (Access-log lines are read by `crate::logread`.)
 //!
 //! The filter sends strings verbatim and the collector decodes them here, because their syntax
 //! drifted across Envoy and Istio versions (`{reason,transport:_111}` became
@@ -8,7 +8,6 @@
 //! moved from `v1alpha3` to `v1`). Every function is pure and total: unknown input decodes to an
 //! `Other`/raw variant, never to an error and never to nothing.
 
-pub mod access_log;
 mod cluster;
 mod details;
 pub(crate) mod node;

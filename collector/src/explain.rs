@@ -17,7 +17,9 @@
 //! 5. rules that read traffic rather than failures add theirs: `sidecar_missing` from outbound
 //!    records (sampled successes included), `stale_config_suspected` and
 //!    `canary_split_mismatch` from the success counters per replica ([`replicas`]);
-//! 6. findings are ranked by impact: count, then recency.
+//! 6. each finding says what the records' source could not see that matters for its cause
+//!    ([`visibility`]: e.g. a log format without route names cannot name the VirtualService);
+//! 7. findings are ranked by impact: count, then recency.
 //!
 //! [`explain_request`] does the same for the records of one request id and reports every hop.
 //! The wire form is in [`wire`]; the CLI's JSON schema is documented in `cli::explain`.
@@ -34,6 +36,7 @@ mod join;
 mod replicas;
 mod rules;
 pub(crate) mod testkit;
+mod visibility;
 pub mod wire;
 
 pub use cause::Cause;
@@ -98,7 +101,13 @@ fn rank(findings: &mut [Finding]) {
 }
 
 fn finding(group: &Group<'_>, context: &Context<'_>, failures: u64) -> Finding {
-    let (cause, diagnosis) = rules::diagnose(group, context);
+    let (cause, mut diagnosis) = rules::diagnose(group, context);
+    // What the source could not see, for this cause: the rules judge, this says what they lacked.
+    for note in visibility::notes(cause, diagnosis.last_attempt, group) {
+        if !diagnosis.notes.contains(&note) {
+            diagnosis.notes.push(note);
+        }
+    }
     let record = group.record();
     let count = group.count;
     let share = |total: u64| {

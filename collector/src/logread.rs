@@ -4,12 +4,23 @@
 //! `unknown_fields` saying what the line did not carry. The explain rules never know the
 //! difference.
 
+mod clean;
+mod eras;
+mod field;
+mod json;
+mod salvage;
+mod template;
+
 use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::sync::OnceLock;
 
-use meshwhy_proto::v1::DecisionRecord;
+use meshwhy_proto::v1::{DecisionRecord, Direction, RecordField};
 
-pub use crate::decode::access_log::parse_time;
+pub use eras::builtin_formats;
+
+use field::Field;
+use template::{Fit, Template};
 
 /// Longest line read in full; the rest of a longer line is skipped (and the line read as cut).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -17,11 +28,23 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 const MAX_SAMPLES: usize = 3;
 /// Characters of an unreadable line quoted in the warning.
 const SAMPLE_CHARS: usize = 120;
+/// `origin` of records no format matched.
+pub const ORIGIN_SALVAGED: &str = "access-log:salvaged";
+/// `origin` of JSON records.
+pub const ORIGIN_JSON: &str = "access-log:json";
+/// `origin` of records read with the user's `--log-format`.
+pub const ORIGIN_CUSTOM: &str = "access-log:custom";
+/// Most wrappers unwrapped (`{"log": "{\"log\": …}"}`).
+const MAX_WRAPPING: usize = 2;
+/// Words of a prefix skipped when looking for where a custom format starts.
+const MAX_PREFIX_WORDS: usize = 4;
 
-/// Reads lines with the built-in formats and, when given, the user's own.
+/// Reads lines with the built-in formats and, when given, the user's own (tried first).
 #[derive(Debug, Clone, Default)]
 pub struct LogReader {
-    custom: Option<String>,
+    custom: Option<Template>,
+    /// Keys of a JSON `--log-format`, with the fields their commands print.
+    json_keys: Vec<(String, Field)>,
 }
 
 /// A format string (`--log-format`) that cannot be used.
@@ -43,26 +66,302 @@ pub struct LogLine {
     pub pod: Option<String>,
 }
 
+/// The built-in formats, compiled once.
+fn builtins() -> &'static [(eras::Era, Template)] {
+    static BUILTINS: OnceLock<Vec<(eras::Era, Template)>> = OnceLock::new();
+    BUILTINS.get_or_init(|| {
+        eras::ERAS
+            .iter()
+            .filter_map(|era| Template::compile(era.format).ok().map(|t| (*era, t)))
+            .collect()
+    })
+}
+
+/// The best template match of a line so far.
+struct Best<'a> {
+    /// `None` for the user's format.
+    era: Option<eras::Era>,
+    fit: Fit,
+    values: Vec<(Field, &'a str)>,
+    rest: &'a str,
+    /// Byte offset in the line where the match started (what precedes is a prefix).
+    start: usize,
+    /// A format without the NC caveat matched as well.
+    tied_with_modern: bool,
+}
+
 impl LogReader {
     /// The built-in formats only.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The built-in formats plus `format`, an Envoy format string (`[%START_TIME%] "%REQ(:METHOD)% …`),
-    /// tried first.
+    /// The built-in formats plus `format`, an Envoy format string (`[%START_TIME%] "%REQ(:METHOD)% …`)
+    /// or a JSON format (`{"status":"%RESPONSE_CODE%", …}`), tried first.
     pub fn with_format(format: &str) -> Result<Self, FormatError> {
+        if format.trim().is_empty() {
+            return Err(FormatError("the format is empty".to_owned()));
+        }
+        if let Some(keys) = json::format_keys(format) {
+            if keys.is_empty() {
+                return Err(FormatError(
+                    "the JSON format has no %COMMAND% values meshwhy reads (e.g. \"status\": \"%RESPONSE_CODE%\")"
+                        .to_owned(),
+                ));
+            }
+            return Ok(Self {
+                custom: None,
+                json_keys: keys,
+            });
+        }
+        let template = Template::compile(format).map_err(|error| FormatError(error.0))?;
         Ok(Self {
-            custom: Some(format.to_owned()),
+            custom: Some(template),
+            json_keys: Vec::new(),
         })
     }
 
     /// Reads one line.
     pub fn read_line(&self, line: &str) -> Result<LogLine, Unreadable> {
-        let _ = &self.custom;
-        crate::decode::access_log::parse_line(line)
-            .map(|record| LogLine { record, pod: None })
-            .map_err(|error| Unreadable(error.to_string()))
+        self.read_wrapped(line, 0)
+            .ok_or_else(|| Unreadable(why_unreadable(line)))
+    }
+
+    fn read_wrapped(&self, line: &str, depth: usize) -> Option<LogLine> {
+        let cleaned = clean::clean(line);
+        if let Some(read) = self.read_format(&cleaned.text, cleaned.cut, depth) {
+            return Some(read);
+        }
+        // Doubled or escaped quotes: the formats again on the line made single, then salvage.
+        let single = clean::unquote(&cleaned.text);
+        if let Some(single) = &single
+            && let Some(read) = self.read_format(single, cleaned.cut, depth)
+        {
+            return Some(read);
+        }
+        let text = single.as_deref().unwrap_or(&cleaned.text);
+        let salvaged = salvage::salvage(text)?;
+        Some(finish_line(
+            salvaged.record,
+            field::ALL & !salvaged.known,
+            ORIGIN_SALVAGED.to_owned(),
+            &text[..salvaged.prefix_end],
+        ))
+    }
+
+    /// A JSON object or a text format, not salvage.
+    fn read_format(&self, text: &str, cut: bool, depth: usize) -> Option<LogLine> {
+        if let Some(at) = text.find('{')
+            && text.trim_end().ends_with('}')
+        {
+            match json::read(&text[at..], &self.json_keys) {
+                Some(json::JsonLine::Record {
+                    record,
+                    known,
+                    predates_nc,
+                }) => {
+                    let unknown = json::unknown(known, predates_nc);
+                    return Some(finish_line(
+                        *record,
+                        unknown,
+                        ORIGIN_JSON.to_owned(),
+                        &text[..at],
+                    ));
+                }
+                Some(json::JsonLine::Wrapped(inner)) if depth < MAX_WRAPPING => {
+                    let mut read = self.read_wrapped(&inner, depth + 1)?;
+                    read.pod = read.pod.or_else(|| clean::pod_in_prefix(&text[..at]));
+                    return Some(read);
+                }
+                _ => {}
+            }
+        }
+        self.read_text(text, cut)
+    }
+
+    /// The best-fitting text format, when one fits well enough: whole (perhaps with more after
+    /// it), or cut short after the response code.
+    fn read_text(&self, text: &str, cut: bool) -> Option<LogLine> {
+        let mut best: Option<Best<'_>> = None;
+        let mut values = Vec::with_capacity(24);
+        let time_at = time_start(text);
+        let request_at = request_line_start(text);
+        let candidates = |template: &Template| -> Vec<usize> {
+            match template.first_literal() {
+                Some("[") => time_at.into_iter().collect(),
+                Some(literal) => text
+                    .match_indices(literal)
+                    .map(|(i, _)| i)
+                    .take(3)
+                    .collect(),
+                None => word_starts(text),
+            }
+        };
+        let custom = self.custom.iter().map(|template| (None, template));
+        let builtin = builtins()
+            .iter()
+            .map(|(era, template)| (Some(*era), template));
+        for (era, template) in custom.chain(builtin) {
+            let mut attempts: Vec<(usize, bool)> = candidates(template)
+                .into_iter()
+                .map(|start| (start, false))
+                .collect();
+            if let Some(at) = request_at {
+                attempts.push((at, true));
+            }
+            for (start, from_request_line) in attempts {
+                let slice = &text[start..];
+                let matched = if from_request_line {
+                    template.match_request_line(slice, &mut values)
+                } else {
+                    template.match_line(slice, &mut values)
+                };
+                let Some(matched) = matched else { continue };
+                if matched.fit == Fit::Cut && !values.iter().any(|(f, _)| *f == Field::Code) {
+                    continue;
+                }
+                let better = match &best {
+                    None => true,
+                    Some(best) => {
+                        // The user's format wins ties: they said it is theirs.
+                        let rank = |fit: Fit, custom: bool, n: usize| (fit, custom, n);
+                        rank(matched.fit, era.is_none(), values.len())
+                            > rank(best.fit, best.era.is_none(), best.values.len())
+                    }
+                };
+                if better {
+                    best = Some(Best {
+                        era,
+                        fit: matched.fit,
+                        values: values.clone(),
+                        rest: matched.rest,
+                        start,
+                        tied_with_modern: false,
+                    });
+                } else if let Some(best) = &mut best
+                    && best.fit == matched.fit
+                    && best.values.len() == values.len()
+                    && era.is_some_and(|era| !era.predates_nc)
+                {
+                    best.tied_with_modern = true;
+                }
+            }
+        }
+        let best = best?;
+        Some(Self::record_of(best, text, cut))
+    }
+
+    fn record_of(best: Best<'_>, text: &str, cut: bool) -> LogLine {
+        let mut record = DecisionRecord::default();
+        let mut known = 0u64;
+        for (field, value) in &best.values {
+            field.store(&mut record, value);
+            if let Some(record_field) = field.record_field() {
+                known |= field::bit(record_field);
+            }
+        }
+        let carried = |f: Field| best.values.iter().any(|(field, _)| *field == f);
+        // `"- - -" 0`: a TCP proxy connection (Istio's HTTP and TCP lines share one format);
+        // Istio 1.0's separate TCP format has no request line at all.
+        let tcp_line = carried(Field::Method)
+            && carried(Field::Protocol)
+            && record.method.is_empty()
+            && record.protocol.is_empty()
+            && record.response_code == 0;
+        let tcp_format = best.era.is_some_and(|era| era.name == "istio-1.0-tcp");
+        if tcp_line || tcp_format {
+            record.protocol = crate::explain::TCP.to_owned();
+            known |= field::bit(RecordField::Protocol) | field::bit(RecordField::Method);
+        }
+        if best.fit == Fit::Extra {
+            (record, known) = salvage::fill(best.rest, record, known);
+        }
+        let mut unknown = field::ALL & !known;
+        if best.era.is_some_and(|era| era.predates_nc) && !best.tied_with_modern {
+            unknown |= field::bit(RecordField::NcFlag);
+        }
+        let name = best.era.map_or(ORIGIN_CUSTOM.to_owned(), |era| {
+            format!("access-log:{}", era.name)
+        });
+        let origin = if best.fit == Fit::Cut || cut {
+            format!("{name} (cut)")
+        } else {
+            name
+        };
+        finish_line(record, unknown, origin, &text[..best.start])
+    }
+}
+
+/// The finished line: what every source leaves implicit (the direction, from the cluster name;
+/// the success marking: access logs carry every request) and the identity its prefix names.
+fn finish_line(
+    mut record: DecisionRecord,
+    mut unknown: u64,
+    origin: String,
+    prefix: &str,
+) -> LogLine {
+    use crate::decode::ClusterName;
+    let direction = match ClusterName::parse(&record.cluster) {
+        ClusterName::Inbound { .. } | ClusterName::InboundPassthrough => Direction::Inbound,
+        ClusterName::Outbound { .. } | ClusterName::Passthrough | ClusterName::BlackHole => {
+            Direction::Outbound
+        }
+        _ if matches!(record.route_name.as_str(), "allow_any" | "block_all") => Direction::Outbound,
+        _ if record.requested_server_name.starts_with("outbound_.") => Direction::Inbound,
+        _ => Direction::Unspecified,
+    };
+    if direction != Direction::Unspecified {
+        unknown &= !field::bit(RecordField::Direction);
+    }
+    record.direction = direction as i32;
+    record.unknown_fields = unknown;
+    record.origin = origin;
+    record.sampled_success = !crate::explain::is_failure(&record);
+    LogLine {
+        record,
+        pod: clean::pod_in_prefix(prefix),
+    }
+}
+
+/// Where `[<digit>` opens a start time.
+fn time_start(text: &str) -> Option<usize> {
+    text.match_indices('[')
+        .map(|(i, _)| i)
+        .find(|&i| text.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit))
+}
+
+/// Where `"METHOD ` or `"- ` opens a request line.
+fn request_line_start(text: &str) -> Option<usize> {
+    text.match_indices('"').map(|(i, _)| i).find(|&i| {
+        let rest = &text[i + 1..];
+        let word = rest.split(' ').next().unwrap_or("");
+        rest.len() > word.len()
+            && (word == "-" || (!word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())))
+    })
+}
+
+/// Offsets of the line's first words: where a custom format without a leading literal may
+/// start once a log tool's prefix is skipped.
+fn word_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let bytes = text.as_bytes();
+    for i in 1..bytes.len() {
+        if starts.len() > MAX_PREFIX_WORDS {
+            break;
+        }
+        if bytes[i - 1].is_ascii_whitespace() && !bytes[i].is_ascii_whitespace() {
+            starts.push(i);
+        }
+    }
+    starts
+}
+
+/// One clause on why a line was not read.
+fn why_unreadable(line: &str) -> String {
+    if line.trim().is_empty() {
+        "an empty line".to_owned()
+    } else {
+        "no access-log format matched and no status code with flags, details or transport failure reason was recognised".to_owned()
     }
 }
 
@@ -120,7 +419,7 @@ pub fn read_lines(
         match reader.read_line(line) {
             Ok(read) => {
                 report.read += 1;
-                if read.record.origin == "access-log:salvaged" {
+                if read.record.origin == ORIGIN_SALVAGED {
                     report.salvaged += 1;
                 }
                 *report
@@ -178,3 +477,6 @@ fn shorten(line: &str) -> String {
         head
     }
 }
+
+#[cfg(test)]
+mod tests;

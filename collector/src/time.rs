@@ -93,6 +93,54 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// `2024-02-29T23:59:59.123Z` (Envoy's `%START_TIME%`, UTC) → ns since the Unix epoch.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let text = text.trim().trim_end_matches('Z');
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.split('-');
+    let year: i64 = date.next()?.parse().ok()?;
+    let month: i64 = date.next()?.parse().ok()?;
+    let day: i64 = date.next()?.parse().ok()?;
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock = clock.split(':');
+    let hours: i64 = clock.next()?.parse().ok()?;
+    let minutes: i64 = clock.next()?.parse().ok()?;
+    let seconds: i64 = clock.next()?.parse().ok()?;
+    let digits: String = fraction
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    let nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i64>().ok()? * 10_i64.pow(9 - digits.len() as u32)
+    };
+    // Bounds keep the arithmetic below far from overflow on garbage input.
+    let valid = (1970..=9999).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (0..24).contains(&hours)
+        && (0..60).contains(&minutes)
+        && (0..=60).contains(&seconds);
+    if !valid {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hours * 3600 + minutes * 60 + seconds;
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(nanos).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +200,22 @@ mod tests {
     fn unix_nanos_of_system_time() {
         assert_eq!(unix_nanos(UNIX_EPOCH + Duration::from_nanos(5)), 5);
         assert_eq!(unix_nanos(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T23:59:59.5Z"),
+            Some(1_709_251_199_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000_123_456_789)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("99999999999999-01-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2024-01-01T99:00:00Z"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! `meshwhy explain`: why requests failed — findings over a window (default the last 15 minutes),
 //! or one request end to end with `--request-id`; from the collector, or from Envoy/Istio access
-//! log lines with `--input-file PATH|-` (no collector needed).
+//! log lines with `--input-file PATH|-` or `--line '<a pasted line>'` (no collector needed).
 //!
 //! Human output (`-o table`, the default) prints one block per finding: rank, cause id and
 //! confidence, the one-sentence title, evidence lines, the implicated resource, notes and the
@@ -43,57 +43,51 @@
 //! retries_exhausted, upstream_timeout, stream_idle_timeout, downstream_disconnect, rbac_denied,
 //! ext_authz_denied, rate_limited, fault_injected, protocol_error, no_filter_config,
 //! wasm_plugin_failure, overload, dns_failure, sidecar_missing, stale_config_suspected,
-//! canary_split_mismatch, direct_response, unknown.
+//! canary_split_mismatch, direct_response, no_filter_chain, idle_timeout_race,
+//! certificate_not_ready, unknown.
 
-mod input;
+pub(crate) mod input;
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use meshwhy_proto::v1::{self as pb, Direction};
 use serde::Serialize;
 
+use super::filters::{Filters, SCOPE_NAMESPACE_HELP, SCOPE_SINCE_HELP, Scope};
+use super::logs::{FORMATS_HELP, Identity, LogInput};
 use super::output::{self, OutputFormat};
 use super::records::JsonRecord;
 use super::{CliError, connect};
-use crate::time::{format_clock_millis, format_rfc3339, parse_duration, unix_nanos};
+use crate::time::{format_clock_millis, format_rfc3339};
 
 /// The window `meshwhy explain` and `meshwhy top` look at unless `--since` says otherwise.
 pub const DEFAULT_SINCE: &str = "15m";
 /// [`DEFAULT_SINCE`] as a duration.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// Filters and output of `meshwhy explain`.
+/// Filters, input and output of `meshwhy explain`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("namespace", |arg| arg.help(SCOPE_NAMESPACE_HELP)),
+    mut_arg("since", |arg| arg.help(SCOPE_SINCE_HELP)),
+    mut_arg("limit", |arg| arg.help("At most this many findings").default_value("10")),
+    after_long_help = FORMATS_HELP,
+)]
 pub struct ExplainArgs {
-    /// Only failures recorded in this namespace (either side of a hop).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Only failures recorded by this workload (either side of a hop).
-    #[arg(long)]
-    pub workload: Option<String>,
-    /// Only failures towards this service (authority or cluster host, e.g. `reviews`).
-    #[arg(long)]
-    pub service: Option<String>,
-    /// How far back to look, e.g. 30s, 15m, 2h; 0s = everything stored. Default: 15m from the
-    /// collector, the whole file with --input-file.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub since: Option<Duration>,
+    /// Namespace, window, number of findings.
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Workload and service.
+    #[command(flatten)]
+    pub scope: Scope,
     /// Explain this one request (x-request-id) end to end, both hops.
     #[arg(long)]
     pub request_id: Option<String>,
-    /// At most this many findings.
-    #[arg(long, default_value_t = 10)]
-    pub limit: u32,
-    /// Read Envoy/Istio access log lines (Istio's default text or JSON format) from this file
-    /// (`-` = stdin) and explain them locally instead of asking the collector.
-    #[arg(long, value_name = "PATH")]
-    pub input_file: Option<PathBuf>,
-    /// With --input-file: the proxy that wrote the log, as POD.NAMESPACE, so next commands name it.
-    #[arg(long, value_name = "POD.NAMESPACE", requires = "input_file")]
-    pub proxy: Option<String>,
+    /// Access-log lines instead of the collector.
+    #[command(flatten)]
+    pub input: LogInput,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -102,35 +96,22 @@ pub struct ExplainArgs {
 impl ExplainArgs {
     /// The request these arguments describe, with `--since` taken relative to `now`.
     pub fn request(&self, now: SystemTime) -> pb::ExplainRequest {
-        pb::ExplainRequest {
-            namespace: self.namespace.clone().unwrap_or_default(),
-            workload: self.workload.clone().unwrap_or_default(),
-            service: self.service.clone().unwrap_or_default(),
-            since_unix_nanos: match self.since {
-                Some(since) => since_unix_nanos(since, now),
-                // A log file is explained whole unless a window is asked for.
-                None if self.input_file.is_some() => 0,
-                None => since_unix_nanos(DEFAULT_WINDOW, now),
-            },
-            request_id: self.request_id.clone().unwrap_or_default(),
-            limit: self.limit,
-        }
+        // A log is explained whole unless a window is asked for.
+        let window = (!self.input.is_given()).then_some(DEFAULT_WINDOW);
+        self.filters
+            .explain_request(&self.scope, self.request_id.as_deref(), window, now)
     }
 }
 
-/// `now - since` in ns since the Unix epoch; 0 (no bound) for a zero duration.
-pub(crate) fn since_unix_nanos(since: Duration, now: SystemTime) -> u64 {
-    if since.is_zero() {
-        return 0;
-    }
-    unix_nanos(now.checked_sub(since).unwrap_or(SystemTime::UNIX_EPOCH))
-}
-
-/// Asks the collector (or reads the input file) and prints.
+/// Asks the collector (or reads the log lines) and prints.
 pub(crate) async fn run(collector: &str, args: ExplainArgs) -> Result<(), CliError> {
     let request = args.request(SystemTime::now());
-    let response = match &args.input_file {
-        Some(path) => input::explain_file(path, args.proxy.as_deref(), &request)?,
+    let response = match args.input.input()? {
+        Some(lines) => {
+            let identity =
+                Identity::new(&args.input.source, args.filters.namespace.as_deref(), None)?;
+            input::explain_log(&lines, &args.input.source, &identity, &request)?
+        }
         None => {
             let mut client = connect(collector).await?;
             client

@@ -1,5 +1,7 @@
 //! `meshwhy observe`: Hubble-style record watching. Prints the matching records of the last
 //! `--since` (oldest first) and, with `-f`, every new matching record as the collector stores it.
+//! With `--input-file`/`--line` it prints the records read from access-log lines instead, the
+//! same filters applied locally (the collector's own filter code), in the order of the lines.
 //!
 //! Namespace, source workload, destination service, code, flags and window are filtered by the
 //! collector; `--cause` and `--details` here. The cause is the explain engine's reading of the
@@ -11,20 +13,26 @@
 //! follow; `-o jsonl` prints one `meshwhy records` record object per line, plus `"cause"` (the
 //! cause id, or null for a record the engine does not call a failure).
 
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use meshwhy_proto::v1::{Direction, ObserveRequest, StoredRecord};
+use meshwhy_proto::v1::{Direction, ObserveRequest, ProxyIdentity, StoredRecord};
 use regex::Regex;
 use serde::Serialize;
 
 use super::explain::Style;
+use super::filters::{Filters, Outcome};
+use super::logs::{self, FORMATS_HELP, Identity, Input, LogInput, StopAt};
 use super::output::{self, Column, or_dash, truncate};
-use super::records::{JsonRecord, JsonRecords, parse_flag};
+use super::records::{JsonRecord, JsonRecords};
 use super::{CliError, connect};
 use crate::explain::{self, Cause};
-use crate::time::{format_clock_millis, parse_duration, unix_nanos};
+use crate::time::format_clock_millis;
 
 /// `-o/--output` of observe.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -40,25 +48,30 @@ pub enum ObserveFormat {
     Jsonl,
 }
 
-/// Filters and output of `meshwhy observe`.
+/// The backlog `meshwhy observe` starts with unless `--since` says otherwise.
+pub const DEFAULT_BACKLOG: Duration = Duration::from_secs(5 * 60);
+
+/// Filters, input and output of `meshwhy observe`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("namespace", |arg| arg.help("Only records from proxies in this namespace. With --input-file/--line: also the namespace of the proxies that wrote the lines (a line does not carry one), so every line is in it")),
+    mut_arg("since", |arg| arg.help("Start with the records that started within this long before now, e.g. 30s, 15m, 2h; 0s = everything stored. Default: 5m from the collector, the whole input with --input-file/--line")),
+    mut_arg("limit", |arg| arg.help("At most this many backlog records, the newest (the collector's default is 1000); the collector applies it before --cause and --details. With --input-file/--line: the newest that pass every filter (default: all)")),
+    after_long_help = FORMATS_HELP,
+)]
 pub struct ObserveArgs {
-    /// Only records from proxies in this namespace.
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
+    /// Namespace, window, backlog size.
+    #[command(flatten)]
+    pub filters: Filters,
     /// Only outbound records sent by this workload (its client sidecar's view).
     #[arg(long, value_name = "WORKLOAD")]
     pub from_workload: Option<String>,
     /// Only records whose authority or outbound cluster host contains this text.
     #[arg(long, value_name = "SERVICE")]
     pub to_service: Option<String>,
-    /// Only records with this HTTP status.
-    #[arg(long)]
-    pub code: Option<u32>,
-    /// Only records carrying this response flag (UF, URX, NR…; `bit<N>` for raw bits).
-    /// Repeat or separate with commas: all must be set.
-    #[arg(long = "flag", value_name = "FLAG", value_delimiter = ',', value_parser = parse_flag)]
-    pub flags: Vec<u64>,
+    /// Code and flags.
+    #[command(flatten)]
+    pub outcome: Outcome,
     /// Only records the explain engine attributes to this cause id (e.g. upstream_connect_failed;
     /// see `meshwhy explain --help`). Repeat or separate with commas: any may match.
     #[arg(long = "cause", value_name = "CAUSE", value_delimiter = ',', value_parser = parse_cause)]
@@ -66,17 +79,14 @@ pub struct ObserveArgs {
     /// Only records whose response code details match this regular expression.
     #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
     pub details: Option<Regex>,
-    /// Start with the records that started within this long before now, e.g. 30s, 15m, 2h;
-    /// 0s = everything stored.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
-    pub since: Duration,
-    /// After the backlog, keep printing new records until interrupted (Ctrl-C).
+    /// After the backlog, keep printing new records until interrupted (Ctrl-C). Follows the
+    /// collector only: to follow a log, pipe it (`kubectl logs -f POD -c istio-proxy | meshwhy
+    /// observe --input-file -` prints each line's record as it comes).
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// At most this many backlog records, the newest (the collector's default is 1000); the
-    /// collector applies it before --cause and --details.
-    #[arg(long)]
-    pub limit: Option<u32>,
+    /// Access-log lines instead of the collector.
+    #[command(flatten)]
+    pub input: LogInput,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: ObserveFormat,
@@ -96,23 +106,18 @@ fn parse_regex(pattern: &str) -> Result<Regex, String> {
 impl ObserveArgs {
     /// The request these arguments describe, with `--since` taken relative to `now`.
     pub fn request(&self, now: SystemTime) -> ObserveRequest {
+        // A log is read whole unless a window is asked for.
+        let backlog = (!self.input.is_given()).then_some(DEFAULT_BACKLOG);
         ObserveRequest {
-            namespace: self.namespace.clone().unwrap_or_default(),
+            namespace: self.filters.namespace(),
             from_workload: self.from_workload.clone().unwrap_or_default(),
             to_service: self.to_service.clone().unwrap_or_default(),
-            response_code: self.code.unwrap_or(0),
-            flags_all: self.flags.iter().fold(0, |all, flag| all | flag),
+            response_code: self.outcome.response_code(),
+            flags_all: self.outcome.flags_all(),
             // `0s` means everything stored, as for `meshwhy explain`; 0 is "no bound" on the wire.
-            since_unix_nanos: if self.since.is_zero() {
-                0
-            } else {
-                unix_nanos(
-                    now.checked_sub(self.since)
-                        .unwrap_or(SystemTime::UNIX_EPOCH),
-                )
-            },
+            since_unix_nanos: self.filters.since_unix_nanos(now, backlog),
             follow: self.follow,
-            limit: self.limit.unwrap_or(0),
+            limit: self.filters.limit.unwrap_or(0),
         }
     }
 
@@ -154,6 +159,16 @@ pub(crate) async fn run(collector: &str, args: ObserveArgs) -> Result<(), CliErr
             "-o json prints one document and cannot follow; use -o jsonl with --follow".into(),
         ));
     }
+    if let Some(lines) = args.input.input()? {
+        if args.follow {
+            return Err(CliError::Usage(
+                "-f/--follow follows the collector and cannot be used with --input-file/--line; \
+                 to follow a log, pipe it: `kubectl logs -f POD -c istio-proxy | meshwhy observe --input-file -`"
+                    .into(),
+            ));
+        }
+        return observe_log(&args, &lines);
+    }
     let mut client = connect(collector).await?;
     let request = args.request(SystemTime::now());
     let stdout = std::io::stdout();
@@ -185,6 +200,82 @@ pub(crate) async fn run(collector: &str, args: ObserveArgs) -> Result<(), CliErr
                 out.flush()?;
             }
         }
+    }
+    printer.finish(&mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `observe` over access-log lines: each record read passes the collector's filters and the
+/// client-side ones, then is printed as it is read (so a pipe from `kubectl logs -f` prints live),
+/// or, with `--limit`, the newest that passed are printed at the end.
+fn observe_log(args: &ObserveArgs, input: &Input) -> Result<(), CliError> {
+    let identity = Identity::new(&args.input.source, args.filters.namespace.as_deref(), None)?;
+    let reader = args.input.source.reader()?;
+    let (filter, _, _) = crate::query::observe_filter(args.request(SystemTime::now()));
+    // 0 is the collector's "its default": for a log, every record.
+    let limit = args
+        .filters
+        .limit
+        .filter(|&limit| limit > 0)
+        .map(|limit| limit as usize);
+    let live = *input == Input::Stdin;
+    let stdout = std::io::stdout();
+    let style = Style::for_terminal(stdout.is_terminal());
+    let mut printer = Printer::new(args.output, style);
+    let mut out = stdout.lock();
+    let mut proxies: HashMap<String, Arc<ProxyIdentity>> = HashMap::new();
+    let mut newest: VecDeque<(StoredRecord, Option<Cause>)> = VecDeque::new();
+    let mut failed: Option<std::io::Error> = None;
+    // A failed write (the reader of a pipe left) ends the read, even of an endless pipe.
+    let stop = Rc::new(Cell::new(false));
+    let source = StopAt::new(input.open()?, Rc::clone(&stop));
+    let report = input.read_from(source, &reader, |line| {
+        let proxy = proxies
+            .entry(identity.pod_of(line.pod.as_deref()).to_owned())
+            .or_insert_with(|| Arc::new(identity.proxy(line.pod.as_deref())));
+        let stored = crate::store::StoredRecord {
+            record: line.record,
+            proxy: Arc::clone(proxy),
+            received_unix_nanos: 0,
+        };
+        if !filter.matches(&stored) {
+            return;
+        }
+        let stored = StoredRecord {
+            flag_names: crate::flags::names(stored.record.response_flags),
+            record: Some(stored.record),
+            proxy: Some((*stored.proxy).clone()),
+            received_time_unix_nanos: 0,
+        };
+        let cause = record_cause(&stored);
+        if !args.keeps(&stored, cause) {
+            return;
+        }
+        match limit {
+            Some(limit) => {
+                if newest.len() == limit {
+                    newest.pop_front();
+                }
+                newest.push_back((stored, cause));
+            }
+            None => {
+                let printed = printer
+                    .print(&mut out, &stored, cause)
+                    .and_then(|()| if live { out.flush() } else { Ok(()) });
+                if let Err(error) = printed {
+                    failed = Some(error);
+                    stop.set(true);
+                }
+            }
+        }
+    })?;
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    logs::check(&report, input)?;
+    for (stored, cause) in &newest {
+        printer.print(&mut out, stored, *cause)?;
     }
     printer.finish(&mut out)?;
     out.flush()?;
@@ -271,6 +362,14 @@ fn record_time(stored: &StoredRecord) -> u64 {
     }
 }
 
+/// `HH:MM:SS.mmm` of the record; `-` when it has no time at all (a log fragment without one).
+fn clock(stored: &StoredRecord) -> String {
+    match record_time(stored) {
+        0 => "-".to_owned(),
+        time => format_clock_millis(time),
+    }
+}
+
 fn arrow(direction: i32) -> &'static str {
     match Direction::try_from(direction) {
         Ok(Direction::Inbound) => "<-",
@@ -294,7 +393,7 @@ pub fn compact_line(stored: &StoredRecord, cause: Option<Cause>, style: Style) -
     };
     let mut line = format!(
         "{} {} {} {} {} {} {} {}",
-        style.dim(&format_clock_millis(record_time(stored))),
+        style.dim(&clock(stored)),
         style.bold(&format!(
             "{}/{}",
             or_dash(&proxy.namespace),
@@ -334,7 +433,7 @@ fn table_row(stored: &StoredRecord, cause: Option<Cause>) -> Vec<String> {
     let record = stored.record.clone().unwrap_or_default();
     let proxy = stored.proxy.clone().unwrap_or_default();
     vec![
-        format_clock_millis(record_time(stored)),
+        clock(stored),
         format!("{}/{}", or_dash(&proxy.namespace), or_dash(&proxy.pod)),
         match Direction::try_from(record.direction) {
             Ok(Direction::Inbound) => "in",
@@ -455,7 +554,10 @@ mod tests {
     #[test]
     fn defaults_are_five_minutes_compact_no_follow() {
         let args = parse(&[]);
-        assert_eq!(args.since, Duration::from_secs(300));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(args.request(now).since_unix_nanos, 700_000_000_000);
+        let file = parse(&["--input-file", "x.log"]);
+        assert_eq!(file.request(now).since_unix_nanos, 0, "a log is read whole");
         assert_eq!(args.output, ObserveFormat::Compact);
         assert!(!args.follow);
         let everything = parse(&["--since", "0s"]).request(SystemTime::now());

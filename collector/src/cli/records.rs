@@ -20,76 +20,52 @@
 //! `-o jsonl` prints one record object per line and nothing else.
 
 use std::io::{BufWriter, Write};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Args;
 use meshwhy_proto::v1::{Direction, ListRecordsRequest, StoredRecord};
 use serde::Serialize;
 
+use super::filters::{Filters, Outcome};
 use super::output::{self, Column, OutputFormat, or_dash};
 use super::{CliError, connect};
-use crate::time::{format_clock_millis, format_rfc3339, parse_duration, unix_nanos};
+use crate::time::{format_clock_millis, format_rfc3339};
 
 /// Filters and output of `meshwhy records`.
 #[derive(Debug, Args)]
 pub struct RecordsArgs {
-    /// Only records from proxies in this namespace.
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
+    /// Namespace, window, page size.
+    #[command(flatten)]
+    pub filters: Filters,
     /// Only records from this workload.
     #[arg(long)]
     pub workload: Option<String>,
     /// Only records from this pod.
     #[arg(long)]
     pub pod: Option<String>,
-    /// Only records with this HTTP status.
-    #[arg(long)]
-    pub code: Option<u32>,
-    /// Only records carrying this response flag (UF, URX, NR…; `bit<N>` for raw bits).
-    /// Repeat or separate with commas: all must be set.
-    #[arg(long = "flag", value_name = "FLAG", value_delimiter = ',', value_parser = parse_flag)]
-    pub flags: Vec<u64>,
-    /// Only records that started within this long before now, e.g. 30s, 15m, 2h.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub since: Option<Duration>,
+    /// Code and flags.
+    #[command(flatten)]
+    pub outcome: Outcome,
     /// Only the record(s) with this x-request-id.
     #[arg(long)]
     pub request_id: Option<String>,
-    /// At most this many records (the collector's default is 1000).
-    #[arg(long)]
-    pub limit: Option<u32>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }
 
-/// A `--flag` value: a short flag name or `bit<N>`.
-pub(crate) fn parse_flag(name: &str) -> Result<u64, String> {
-    crate::flags::parse(name).ok_or_else(|| {
-        format!(
-            "unknown response flag {name:?}; valid: {} (or bit<N>)",
-            crate::flags::valid_names()
-        )
-    })
-}
-
 impl RecordsArgs {
     /// The request these arguments describe, with `--since` taken relative to `now`.
     pub fn request(&self, now: SystemTime) -> ListRecordsRequest {
-        let since = self
-            .since
-            .map(|since| unix_nanos(now.checked_sub(since).unwrap_or(SystemTime::UNIX_EPOCH)))
-            // 0 means "no bound" on the wire; the epoch itself is the same thing.
-            .unwrap_or(0);
         ListRecordsRequest {
-            namespace: self.namespace.clone().unwrap_or_default(),
+            namespace: self.filters.namespace(),
             workload: self.workload.clone().unwrap_or_default(),
             pod: self.pod.clone().unwrap_or_default(),
-            response_code: self.code.unwrap_or(0),
-            flags_all: self.flags.iter().fold(0, |all, flag| all | flag),
-            since_unix_nanos: since,
+            response_code: self.outcome.response_code(),
+            flags_all: self.outcome.flags_all(),
+            since_unix_nanos: self.filters.since_unix_nanos(now, None),
             request_id: self.request_id.clone().unwrap_or_default(),
-            limit: self.limit.unwrap_or(0),
+            limit: self.filters.limit.unwrap_or(0),
         }
     }
 }
@@ -317,6 +293,8 @@ impl From<&StoredRecord> for JsonRecord {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use meshwhy_proto::v1::{DecisionRecord, ProxyIdentity};
 
     use super::*;
@@ -428,14 +406,18 @@ mod tests {
     #[test]
     fn request_from_args() {
         let args = RecordsArgs {
-            namespace: Some("shop".into()),
+            filters: Filters {
+                namespace: Some("shop".into()),
+                since: Some(Duration::from_secs(60)),
+                limit: Some(5),
+            },
             workload: None,
             pod: None,
-            code: Some(503),
-            flags: vec![1 << 5, 1 << 15],
-            since: Some(Duration::from_secs(60)),
+            outcome: Outcome {
+                code: Some(503),
+                flags: vec![1 << 5, 1 << 15],
+            },
             request_id: None,
-            limit: Some(5),
             output: OutputFormat::Table,
         };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);

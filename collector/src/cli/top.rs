@@ -1,5 +1,6 @@
 //! `meshwhy top`: failure groups ranked by impact, one line each, flags decoded — the quick look
-//! before `meshwhy explain` tells the story of each.
+//! before `meshwhy explain` tells the story of each. From the collector, or from access-log lines
+//! (`--input-file`, `--line`) read locally as `meshwhy explain` reads them.
 //!
 //! The JSON shape (`-o json`) is a public interface; fields are only ever added:
 //!
@@ -14,35 +15,37 @@
 //! `-o jsonl` prints one group object per line.
 
 use std::io::{BufWriter, Write};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Args;
 use meshwhy_proto::v1 as pb;
 use serde::Serialize;
 
-use super::explain::{DEFAULT_SINCE, JsonExplain, JsonTotals, percent, since_unix_nanos};
+use super::explain::{self, DEFAULT_WINDOW, JsonExplain, JsonTotals, percent};
+use super::filters::{Filters, SCOPE_NAMESPACE_HELP, SCOPE_SINCE_HELP, Scope};
+use super::logs::{FORMATS_HELP, Identity, LogInput};
 use super::output::{self, Column, OutputFormat, or_dash};
 use super::{CliError, connect};
-use crate::time::{format_clock_millis, format_rfc3339, parse_duration};
+use crate::time::{format_clock_millis, format_rfc3339};
 
-/// Filters and output of `meshwhy top`.
+/// Filters, input and output of `meshwhy top`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("namespace", |arg| arg.help(SCOPE_NAMESPACE_HELP)),
+    mut_arg("since", |arg| arg.help(SCOPE_SINCE_HELP)),
+    mut_arg("limit", |arg| arg.help("At most this many groups").default_value("20")),
+    after_long_help = FORMATS_HELP,
+)]
 pub struct TopArgs {
-    /// Only failures recorded in this namespace (either side of a hop).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Only failures recorded by this workload (either side of a hop).
-    #[arg(long)]
-    pub workload: Option<String>,
-    /// Only failures towards this service.
-    #[arg(long)]
-    pub service: Option<String>,
-    /// How far back to look, e.g. 30s, 15m, 2h; 0s = everything stored.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = DEFAULT_SINCE)]
-    pub since: Duration,
-    /// At most this many groups.
-    #[arg(long, default_value_t = 20)]
-    pub limit: u32,
+    /// Namespace, window, number of groups.
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Workload and service.
+    #[command(flatten)]
+    pub scope: Scope,
+    /// Access-log lines instead of the collector.
+    #[command(flatten)]
+    pub input: LogInput,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -51,26 +54,29 @@ pub struct TopArgs {
 impl TopArgs {
     /// The Explain request behind the table.
     pub fn request(&self, now: SystemTime) -> pb::ExplainRequest {
-        pb::ExplainRequest {
-            namespace: self.namespace.clone().unwrap_or_default(),
-            workload: self.workload.clone().unwrap_or_default(),
-            service: self.service.clone().unwrap_or_default(),
-            since_unix_nanos: since_unix_nanos(self.since, now),
-            request_id: String::new(),
-            limit: self.limit,
-        }
+        let window = (!self.input.is_given()).then_some(DEFAULT_WINDOW);
+        self.filters.explain_request(&self.scope, None, window, now)
     }
 }
 
-/// Fetches and prints.
+/// Fetches (or reads the log lines) and prints.
 pub(crate) async fn run(collector: &str, args: TopArgs) -> Result<(), CliError> {
     let request = args.request(SystemTime::now());
-    let mut client = connect(collector).await?;
-    let response = client
-        .explain(request.clone())
-        .await
-        .map_err(|status| CliError::from_status(collector, status))?
-        .into_inner();
+    let response = match args.input.input()? {
+        Some(lines) => {
+            let identity =
+                Identity::new(&args.input.source, args.filters.namespace.as_deref(), None)?;
+            explain::input::explain_log(&lines, &args.input.source, &identity, &request)?
+        }
+        None => {
+            let mut client = connect(collector).await?;
+            client
+                .explain(request.clone())
+                .await
+                .map_err(|status| CliError::from_status(collector, status))?
+                .into_inner()
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match args.output {

@@ -70,6 +70,9 @@ causes! {
     StaleConfigSuspected => "stale_config_suspected": "some replicas of a workload route differently from the rest (another or no VirtualService): their xDS config looks stale",
     CanarySplitMismatch => "canary_split_mismatch": "a replica's observed traffic split across subsets differs from the intended one beyond sampling noise",
     DirectResponse => "direct_response": "the matched route answered by itself (a VirtualService `directResponse` or a route `direct_response`): configured, no upstream was asked",
+    NoFilterChain => "no_filter_chain": "no listener filter chain matched the connection (`NR filter_chain_not_found`): a listener miss — a plaintext client on a STRICT mTLS port, or a port or protocol with no chain — not a routing problem",
+    IdleTimeoutRace => "idle_timeout_race": "the upstream closed a pooled keep-alive connection as the sidecar reused it (a short 503 UC among successes): the app's keep-alive timeout is below the sidecar's idle timeout",
+    CertificateNotReady => "certificate_not_ready": "the proxy has no workload certificate yet (`Secret is not supplied by SDS`): istiod or the CA is unreachable from it, often with stale xDS",
     Unknown => "unknown": "no rule recognised this outcome; the raw evidence is kept",
 }
 
@@ -97,7 +100,7 @@ mod tests {
             assert!(seen.insert(cause.id()), "{cause} twice");
             assert!(!cause.summary().is_empty());
         }
-        assert_eq!(Cause::ALL.len(), 28);
+        assert_eq!(Cause::ALL.len(), 31);
         assert_eq!(Cause::from_id("nope"), None);
     }
 
@@ -135,6 +138,9 @@ mod tests {
                 "stale_config_suspected",
                 "canary_split_mismatch",
                 "direct_response",
+                "no_filter_chain",
+                "idle_timeout_race",
+                "certificate_not_ready",
                 "unknown",
             ]
         );

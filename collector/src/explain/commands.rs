@@ -4,6 +4,7 @@
 
 use meshwhy_proto::v1::ProxyIdentity;
 
+use super::finding::Resource;
 use super::group::{Context, Group};
 use crate::decode::{ClusterName, ServiceHost};
 
@@ -175,6 +176,147 @@ pub(crate) fn service_yaml(service: &ServiceHost) -> Option<String> {
         service.name.as_deref()?,
         service.namespace.as_deref()?,
     ))
+}
+
+/// The next-command block of a group's finding: the recording pod resolved once, the commands in
+/// order without repeats, and the steps rules share (the implicated resource, the upstream's
+/// logs, the proxy's routes, clusters and endpoints for this group) so each rule says only which
+/// steps, in which order.
+pub(crate) struct Next<'g, 'a> {
+    group: &'g Group<'a>,
+    context: &'g Context<'a>,
+    pod: Pod,
+    commands: Commands,
+}
+
+impl<'g, 'a> Next<'g, 'a> {
+    /// An empty block for `group`, pointed at its recording pod.
+    pub(crate) fn new(group: &'g Group<'a>, context: &'g Context<'a>) -> Self {
+        Self {
+            group,
+            context,
+            pod: recorder(group),
+            commands: Commands::new(),
+        }
+    }
+
+    /// The recording proxy's pod.
+    pub(crate) fn pod(&self) -> &Pod {
+        &self.pod
+    }
+
+    /// Any command, once.
+    pub(crate) fn push(&mut self, command: impl Into<String>) -> &mut Self {
+        self.commands.push(command);
+        self
+    }
+
+    /// A command when there is one.
+    pub(crate) fn push_opt(&mut self, command: Option<String>) -> &mut Self {
+        self.commands.push_opt(command);
+        self
+    }
+
+    /// `kubectl get` of the implicated resource, when it is named.
+    pub(crate) fn resource(&mut self, resource: &Resource) -> &mut Self {
+        self.push_opt(super::rules::get_resource(resource))
+    }
+
+    /// The upstream app's logs: the server pod's when a reporting sidecar is at the upstream
+    /// host, else the pods of the destination Service.
+    pub(crate) fn upstream_logs(&mut self) -> &mut Self {
+        match server(self.group, self.context) {
+            Some(server) => self.push(app_logs(&server)),
+            None => self.push_opt(service(self.group).as_ref().and_then(service_logs)),
+        }
+    }
+
+    /// The recording pod's own app logs.
+    pub(crate) fn recorder_logs(&mut self) -> &mut Self {
+        let command = app_logs(&self.pod);
+        self.push(command)
+    }
+
+    /// The route configuration this group's vhost lives in.
+    pub(crate) fn routes(&mut self) -> &mut Self {
+        let command = routes(&self.pod, super::rules::route_config(self.group).as_deref());
+        self.push(command)
+    }
+
+    /// The group's cluster (`fallback_host` when the group has none).
+    pub(crate) fn clusters_or(&mut self, fallback_host: &str) -> &mut Self {
+        let command = clusters(&self.pod, &self.group.cluster, fallback_host);
+        self.push(command)
+    }
+
+    /// The group's cluster.
+    pub(crate) fn clusters(&mut self) -> &mut Self {
+        self.clusters_or("")
+    }
+
+    /// The endpoints of the group's cluster.
+    pub(crate) fn endpoints(&mut self) -> &mut Self {
+        let command = endpoints(&self.pod, &self.group.record().cluster);
+        self.push(command)
+    }
+
+    /// Whether the recording proxy's config is in sync with istiod.
+    pub(crate) fn proxy_status(&mut self) -> &mut Self {
+        let command = proxy_status(&self.pod);
+        self.push(command)
+    }
+
+    /// The recording proxy's listeners.
+    pub(crate) fn listeners(&mut self) -> &mut Self {
+        let command = listeners(&self.pod);
+        self.push(command)
+    }
+
+    /// `istioctl x describe pod` of the recording pod.
+    pub(crate) fn describe(&mut self) -> &mut Self {
+        let command = describe_pod(&self.pod);
+        self.push(command)
+    }
+
+    /// `istioctl x describe pod` of the server pod, when it is known.
+    pub(crate) fn describe_server(&mut self) -> &mut Self {
+        let command = server(self.group, self.context).map(|pod| describe_pod(&pod));
+        self.push_opt(command)
+    }
+
+    /// The authorization policies that apply to the recording pod.
+    pub(crate) fn authz_check(&mut self) -> &mut Self {
+        let command = authz_check(&self.pod);
+        self.push(command)
+    }
+
+    /// `kubectl get <kind>` in `namespace`, or in every namespace.
+    pub(crate) fn list(&mut self, kind: &str, namespace: Option<&str>) -> &mut Self {
+        self.push(list(kind, namespace))
+    }
+
+    /// `kubectl get <kind>` in the recording pod's namespace.
+    pub(crate) fn list_here(&mut self, kind: &str) -> &mut Self {
+        let command = list(kind, Some(&self.pod.namespace));
+        self.push(command)
+    }
+
+    /// The recording sidecar's own log lines matching `pattern`.
+    pub(crate) fn proxy_logs(&mut self, pattern: &str) -> &mut Self {
+        let command = proxy_logs(&self.pod, pattern);
+        self.push(command)
+    }
+
+    /// The recording sidecar's stats matching `pattern`.
+    pub(crate) fn proxy_stats(&mut self, pattern: &str) -> &mut Self {
+        let command = proxy_stats(&self.pod, pattern);
+        self.push(command)
+    }
+
+    /// The commands, in order.
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        self.commands.into_vec()
+    }
 }
 
 /// Ordered commands without repeats.

@@ -68,6 +68,9 @@ pub struct Group<'a> {
     pub upstream_hosts: Vec<&'a str>,
     /// Most upstream attempts seen.
     pub max_attempts: u32,
+    /// Longest duration among the newest records (the latest and the sampled ones), ns: enough to
+    /// tell "all short" from "some long" without reading every record.
+    pub max_duration_nanos: u64,
     /// Distinct endpoint tlsMode values seen (empty string = none).
     pub tls_modes: Vec<&'a str>,
     /// What the other sidecar recorded, by outcome, most frequent first.
@@ -599,6 +602,12 @@ fn decode<'a>(key: &RawKey, acc: &Acc<'a>) -> Group<'a> {
         pods: acc.pods.0.clone(),
         upstream_hosts: acc.hosts.0.clone(),
         max_attempts: acc.max_attempts,
+        max_duration_nanos: acc
+            .samples
+            .0
+            .iter()
+            .map(|(_, sample)| sample.duration_nanos)
+            .fold(record.duration_nanos, u64::max),
         tls_modes: vec![record.endpoint_tls_mode.as_str()],
         joined,
         peers,
@@ -616,6 +625,7 @@ fn merge<'a>(group: &mut Group<'a>, other: Group<'a>) {
     group.first_seen = group.first_seen.min(other.first_seen);
     group.joined += other.joined;
     group.max_attempts = group.max_attempts.max(other.max_attempts);
+    group.max_duration_nanos = group.max_duration_nanos.max(other.max_duration_nanos);
     let mut paths = Distinct(std::mem::take(&mut group.paths));
     paths.merge(&Distinct(other.paths));
     group.paths = paths.0;

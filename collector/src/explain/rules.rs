@@ -5,14 +5,17 @@
 
 mod app_returned_error;
 mod canary_split_mismatch;
+mod certificate_not_ready;
 mod circuit_breaker_overflow;
 mod direct_response;
 mod dns_failure;
 mod downstream_disconnect;
 mod ext_authz_denied;
 mod fault_injected;
+mod idle_timeout_race;
 mod mtls_mismatch;
 mod no_cluster;
+mod no_filter_chain;
 mod no_filter_config;
 mod no_healthy_upstream;
 mod no_route;
@@ -32,7 +35,7 @@ mod upstream_reset;
 mod upstream_timeout;
 mod wasm_plugin_failure;
 
-use meshwhy_proto::v1::Direction;
+use meshwhy_proto::v1::{Direction, RecordField};
 
 use super::Cause;
 use super::finding::{Confidence, Resource};
@@ -67,8 +70,8 @@ impl Diagnosis {
         self
     }
 
-    pub(crate) fn commands(mut self, commands: super::commands::Commands) -> Self {
-        self.next_commands = commands.into_vec();
+    pub(crate) fn commands(mut self, next: super::commands::Next<'_, '_>) -> Self {
+        self.next_commands = next.into_vec();
         self
     }
 
@@ -97,6 +100,8 @@ pub(crate) static RULES: &[&dyn Rule] = &[
     &rbac_denied::RbacDenied,
     &registry_only_blocked::RegistryOnlyBlocked,
     &direct_response::DirectResponse,
+    &certificate_not_ready::CertificateNotReady,
+    &no_filter_chain::NoFilterChain,
     &mtls_mismatch::MtlsMismatch,
     &no_route::NoRoute,
     &no_cluster::NoCluster,
@@ -105,6 +110,7 @@ pub(crate) static RULES: &[&dyn Rule] = &[
     &no_healthy_upstream::NoHealthyUpstream,
     &dns_failure::DnsFailure,
     &upstream_connect_failed::UpstreamConnectFailed,
+    &idle_timeout_race::IdleTimeoutRace,
     &upstream_connection_terminated::UpstreamConnectionTerminated,
     &upstream_timeout::UpstreamTimeout,
     &protocol_error::ProtocolError,
@@ -206,17 +212,115 @@ pub(crate) fn subject(group: &Group<'_>) -> String {
         },
         (_, false) if !destination.is_empty() => format!("{source} → {destination}"),
         (_, false) => source,
+        (_, true) if destination.is_empty() && group.record().protocol == super::TCP => {
+            "connections".to_owned()
+        }
         (_, true) if destination.is_empty() => "requests".to_owned(),
         (_, true) => destination,
     }
 }
 
-/// `503`, or `no response` for code 0.
+/// `503`, `no response` for code 0, and for a gRPC failure that kept HTTP 2xx (the failure is in
+/// the flags and grpc-status, never the HTTP code) `HTTP 200 with grpc-status 14 UNAVAILABLE`, or
+/// `HTTP 200 carrying a gRPC failure` when the status is not known.
 pub(crate) fn code(group: &Group<'_>) -> String {
-    match group.record().response_code {
+    let record = group.record();
+    match record.response_code {
         0 => "no response".to_owned(),
+        code @ 200..=299 => match record.grpc_status {
+            Some(status) if status != 0 => {
+                format!(
+                    "HTTP {code} with grpc-status {status} {}",
+                    grpc_name(status)
+                )
+            }
+            _ if group.flags & !bits::BENIGN != 0 => format!("HTTP {code} carrying a gRPC failure"),
+            _ => code.to_string(),
+        },
         code => code.to_string(),
     }
+}
+
+/// gRPC status names (the wire codes 0..=16).
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// `UNAVAILABLE` for 14; `?` for a code past the known ones.
+pub(crate) fn grpc_name(status: u32) -> &'static str {
+    usize::try_from(status)
+        .ok()
+        .and_then(|index| GRPC_CODES.get(index))
+        .copied()
+        .unwrap_or("?")
+}
+
+/// Whether the source of the group's newest record could not see `field` (an empty value there
+/// is "unknown", not "none"). Always false for the filter's records.
+pub(crate) fn unseen(group: &Group<'_>, field: RecordField) -> bool {
+    group.record().unknown_fields & (1u64 << field as u32) != 0
+}
+
+/// Whether the group is a TCP proxy connection (no HTTP status, no routes).
+pub(crate) fn tcp(group: &Group<'_>) -> bool {
+    group.record().protocol == super::TCP
+}
+
+/// The SNI of an Istio mTLS client (`outbound_.9080_._.reviews.shop.svc.cluster.local`) as
+/// (port, subset, host), when the record carries one.
+pub(crate) fn mtls_sni<'a>(group: &Group<'a>) -> Option<(&'a str, &'a str, &'a str)> {
+    let sni = group
+        .record()
+        .requested_server_name
+        .strip_prefix("outbound_.")?;
+    let (port, rest) = sni.split_once("_.")?;
+    let (subset, host) = rest.split_once("_.")?;
+    port.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some((port, subset, host))
+}
+
+/// What in the group's records speaks of TLS between the two sides, if anything: a TLS error, an
+/// Istio mTLS SNI, or a DestinationRule/tlsMode signal. An mTLS mismatch is only ever offered as
+/// a reading when there is some; a bare UC is none.
+pub(crate) fn tls_evidence(group: &Group<'_>) -> Option<String> {
+    let record = group.record();
+    if let Some(crate::decode::TransportFailure::Tls(_)) = &group.transport {
+        return Some("a TLS error".to_owned());
+    }
+    if mtls_sni(group).is_some() {
+        return Some(format!(
+            "the client's Istio mTLS SNI {}",
+            record.requested_server_name
+        ));
+    }
+    let sidecar = group.tls_modes.contains(&"istio");
+    if sidecar && group.cluster_resource.is_some() {
+        return Some(
+            "a DestinationRule in front of an endpoint with a sidecar (tlsMode=istio)".to_owned(),
+        );
+    }
+    if sidecar && record.upstream_tls_version.is_empty() && !unseen(group, RecordField::UpstreamTls)
+    {
+        return Some("plaintext to an endpoint with a sidecar (tlsMode=istio)".to_owned());
+    }
+    None
 }
 
 /// The flags of the group as short names, e.g. `UF,URX`; `-` for none.
@@ -306,6 +410,15 @@ pub(crate) fn route_config(group: &Group<'_>) -> Option<String> {
                 name
             }
         })
+}
+
+/// The destination host of the route: the vhost's host (the fqdn istiod names vhosts by), else
+/// the authority's.
+pub(crate) fn destination_host<'a>(group: &'a Group<'_>) -> &'a str {
+    match &group.vhost {
+        crate::decode::VirtualHost::Service { host, .. } => host,
+        _ => authority_host(group),
+    }
 }
 
 /// The host part of the authority.

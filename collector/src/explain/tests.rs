@@ -368,6 +368,16 @@ fn every_failure_in_the_matrix_gets_its_cause() {
     direct.cluster.clear();
     direct.upstream_host.clear();
     direct.route_name = "direct".into();
+    let mut filter_chain_miss = inbound(0, "NR", "filter_chain_not_found");
+    filter_chain_miss.protocol = TCP.into();
+    filter_chain_miss.cluster.clear();
+    filter_chain_miss.upstream_host.clear();
+    let sds = DecisionRecord {
+        transport_failure_reason: "TLS error: Secret is not supplied by SDS".into(),
+        ..outbound(503, "UF,URX", OLD_CONNECT_FAILURE)
+    };
+    let mut nr_cluster_not_found = outbound(503, "NR", CLUSTER_NOT_FOUND);
+    nr_cluster_not_found.cluster.clear();
     let mut block_all = direct.clone();
     block_all.route_name = "block_all".into();
     block_all.virtual_host = "block_all".into();
@@ -478,6 +488,16 @@ fn every_failure_in_the_matrix_gets_its_cause() {
         (client(), direct, Cause::DirectResponse),
         (client(), block_all, Cause::RegistryOnlyBlocked),
         (client(), outbound(503, "LH", "x"), Cause::Unknown),
+        // Causes that only access logs show, and the older forms of others.
+        (server(), filter_chain_miss.clone(), Cause::NoFilterChain),
+        (client(), sds, Cause::CertificateNotReady),
+        (client(), nr_cluster_not_found, Cause::NoCluster),
+        (server(), inbound(403, "UAEX", ""), Cause::ExtAuthzDenied),
+        (
+            server(),
+            inbound(400, "DPE", "http1.codec_error"),
+            Cause::ProtocolError,
+        ),
         // Older forms.
         (
             client(),
@@ -521,6 +541,120 @@ fn failure_classification_matches_the_default_capture_set() {
     let mut grpc = outbound(200, "", VIA_UPSTREAM);
     grpc.grpc_status = Some(14);
     assert!(is_failure(&grpc));
+}
+
+#[test]
+fn grpc_failures_keep_http_200() {
+    // gRPC over a sidecar: Envoy answers its own failures as HTTP 200 with grpc-status in the
+    // trailers, so the flags and grpc-status say it failed, never the code.
+    let grpc = |flag_names: &str, details: &str, status: Option<u32>| {
+        let mut record = outbound(200, flag_names, details);
+        record.protocol = "HTTP/2".into();
+        record.grpc_status = status;
+        record
+    };
+    for (record, cause, phrase) in [
+        (
+            grpc("UF,URX", REFUSED, Some(14)),
+            Cause::RetriesExhausted,
+            "HTTP 200 with grpc-status 14 UNAVAILABLE",
+        ),
+        (
+            grpc("UT", RESPONSE_TIMEOUT, Some(4)),
+            Cause::UpstreamTimeout,
+            "so the sidecar answered HTTP 200 with grpc-status 4 DEADLINE_EXCEEDED (UT)",
+        ),
+        (
+            grpc("UT", RESPONSE_TIMEOUT, None),
+            Cause::UpstreamTimeout,
+            "HTTP 200 carrying a gRPC failure (UT)",
+        ),
+        (
+            grpc(
+                "UPE",
+                "upstream_reset_before_response_started{protocol_error}",
+                Some(13),
+            ),
+            Cause::ProtocolError,
+            "malformed response (HTTP 200 with grpc-status 13 INTERNAL, UPE)",
+        ),
+        (
+            grpc("", VIA_UPSTREAM, Some(5)),
+            Cause::AppReturnedError,
+            "grpc-status 5 NOT_FOUND (HTTP 200)",
+        ),
+    ] {
+        assert!(is_failure(&record), "{}", record.response_code_details);
+        let report = explain_records(&[(client(), record)]);
+        let finding = &report.findings[0];
+        assert_eq!(finding.cause, cause, "{}", finding.title);
+        assert!(finding.title.contains(phrase), "{}", finding.title);
+    }
+    assert!(!is_failure(&grpc("", VIA_UPSTREAM, Some(0))));
+    assert!(!is_failure(&grpc("", VIA_UPSTREAM, None)));
+    assert!(!is_failure(&grpc("DI", VIA_UPSTREAM, Some(0))));
+}
+
+#[test]
+fn uc_after_retries_to_a_plaintext_cluster_is_retries_exhausted_not_mtls() {
+    // The client sidecar retried a UC twice towards an endpoint without a sidecar (plaintext,
+    // no tlsMode), or as a log line shows it (nothing known about TLS): no mTLS reading.
+    let mut plaintext = outbound(503, "UC,URX", TERMINATED);
+    plaintext.attempt_count = 3;
+    plaintext.endpoint_tls_mode.clear();
+    let mut logged = plaintext.clone();
+    logged.unknown_fields = [
+        meshwhy_proto::v1::RecordField::EndpointTlsMode,
+        meshwhy_proto::v1::RecordField::UpstreamTls,
+        meshwhy_proto::v1::RecordField::ClusterProvenance,
+    ]
+    .iter()
+    .fold(0, |mask, field| mask | 1 << *field as u32);
+    for record in [plaintext, logged] {
+        let report = explain_records(&[(client(), record)]);
+        let finding = &report.findings[0];
+        assert_eq!(finding.cause, Cause::RetriesExhausted);
+        assert_eq!(
+            finding.last_attempt,
+            Some(Cause::UpstreamConnectionTerminated)
+        );
+        assert!(
+            finding
+                .title
+                .contains("retries exhausted after 3 attempts; last attempt: the upstream closed the connection"),
+            "{}",
+            finding.title
+        );
+        // The last attempt's commands first (the upstream's logs), the retry policy after.
+        assert_eq!(
+            finding.next_commands[0],
+            "kubectl logs reviews-v1-5d8c -n shop --tail=200"
+        );
+        assert!(
+            finding
+                .next_commands
+                .last()
+                .unwrap()
+                .contains("proxy-config routes"),
+            "{:?}",
+            finding.next_commands
+        );
+        assert!(
+            finding
+                .notes
+                .iter()
+                .chain(&finding.next_commands)
+                .all(|text| !text.contains("STRICT") && !text.contains("peerauthentication")),
+            "{finding:#?}"
+        );
+    }
+    // With TLS evidence (a DestinationRule in front of an endpoint with a sidecar) mTLS is the
+    // reading.
+    let mut dr = outbound(503, "UC,URX", TERMINATED);
+    dr.attempt_count = 3;
+    dr.cluster_provenance = DR.into();
+    let report = explain_records(&[(client(), dr)]);
+    assert_eq!(report.findings[0].cause, Cause::MtlsMismatch);
 }
 
 #[test]

@@ -1,88 +1,35 @@
-//! `meshwhy explain --input-file PATH|-`: access log lines → records → the same engine, locally.
-//! Lines that are not access log entries (istio-proxy's own logs interleave) are skipped and
-//! counted on stderr.
+//! `explain`/`top` on access-log lines (`--input-file PATH|-`, `--line`): lines → records (the
+//! log reader) → the same engine, locally. Every line counts: a line that is not an access-log
+//! entry (istio-proxy's own logs interleave) is counted and sampled in the warning.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-
-use meshwhy_proto::v1::{self as pb, DecisionRecord, ProxyIdentity};
+use meshwhy_proto::v1 as pb;
 
 use crate::cli::CliError;
-use crate::decode::access_log;
-use crate::explain::{self, Input, RecordRef, Scope, wire};
+use crate::cli::logs::{self, Identity, Input, Loaded, LogSource};
+use crate::explain::{self, RecordRef, Scope, wire};
 
-/// Reads, parses and explains `path` (`-` = stdin) as `request` asks.
-pub(super) fn explain_file(
-    path: &Path,
-    proxy: Option<&str>,
+/// Reads `input` and explains it as `request` asks.
+pub(crate) fn explain_log(
+    input: &Input,
+    source: &LogSource,
+    identity: &Identity,
     request: &pb::ExplainRequest,
 ) -> Result<pb::ExplainResponse, CliError> {
-    let name = path.display().to_string();
-    let input_error = |source: std::io::Error| CliError::Input {
-        path: name.clone(),
-        source,
-    };
-    let reader: Box<dyn BufRead> = if name == "-" {
-        Box::new(BufReader::new(std::io::stdin()))
-    } else {
-        Box::new(BufReader::new(
-            std::fs::File::open(path).map_err(input_error)?,
-        ))
-    };
-    let mut records = Vec::new();
-    let mut skipped = 0u64;
-    for line in reader.lines() {
-        let line = line.map_err(input_error)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match access_log::parse_line(&line) {
-            Ok(record) => records.push(record),
-            Err(_) => skipped += 1,
-        }
-    }
-    if skipped > 0 {
-        eprintln!(
-            "meshwhy: skipped {skipped} lines of {name} that are not Envoy access log entries"
-        );
-    }
-    if records.is_empty() && skipped > 0 {
-        return Err(CliError::Usage(format!(
-            "{name} has no Envoy access log lines (Istio's default text or JSON format)"
-        )));
-    }
-    let identity = proxy_identity(proxy);
-    Ok(explain_records(&records, &identity, request))
+    let loaded = logs::load(input, source, identity)?;
+    Ok(explain_loaded(&loaded, request))
 }
 
-/// The proxy that wrote the log, from `POD.NAMESPACE`; unknown when not given. The pod stands in
-/// for the workload, which a log line does not carry.
-fn proxy_identity(proxy: Option<&str>) -> ProxyIdentity {
-    let Some(proxy) = proxy else {
-        return ProxyIdentity::default();
-    };
-    let (pod, namespace) = proxy.rsplit_once('.').unwrap_or((proxy, ""));
-    ProxyIdentity {
-        pod: pod.to_owned(),
-        namespace: namespace.to_owned(),
-        workload: pod.to_owned(),
-        ..ProxyIdentity::default()
-    }
-}
-
-/// Runs the engine over parsed records as if a collector held them.
-pub(crate) fn explain_records(
-    records: &[DecisionRecord],
-    proxy: &ProxyIdentity,
-    request: &pb::ExplainRequest,
-) -> pb::ExplainResponse {
-    let input = Input {
-        records: records
+/// Runs the engine over records read from a log as if a collector held them.
+pub(crate) fn explain_loaded(loaded: &Loaded, request: &pb::ExplainRequest) -> pb::ExplainResponse {
+    let proxies = &loaded.proxies.list;
+    let input = explain::Input {
+        records: loaded
+            .records
             .iter()
-            .map(|record| RecordRef::new(proxy, record))
+            .map(|(proxy, record)| RecordRef::new(&proxies[*proxy], record))
             .collect(),
         successes: Vec::new(),
-        proxies: vec![proxy],
+        proxies: proxies.iter().collect(),
         // A log holds every request it covers: shares of traffic are exact.
         window_complete: true,
     };
@@ -101,19 +48,4 @@ pub(crate) fn explain_records(
 
 fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identities() {
-        let proxy = proxy_identity(Some("productpage-v1-7d9c.shop"));
-        assert_eq!(
-            (proxy.pod.as_str(), proxy.namespace.as_str()),
-            ("productpage-v1-7d9c", "shop")
-        );
-        assert_eq!(proxy_identity(None), ProxyIdentity::default());
-    }
 }

@@ -8,7 +8,8 @@ use clap::{CommandFactory, Parser};
 use meshwhy_proto::v1::{self as pb, DecisionRecord, ProxyIdentity};
 
 use super::*;
-use crate::cli::Cli;
+use crate::cli::logs::{Input as LogLines, LogSource};
+use crate::cli::{Cli, CliError};
 use crate::explain::fixtures::*;
 use crate::explain::testkit::{client, inbound, outbound, server};
 use crate::explain::{Input, RecordRef, Scope, wire};
@@ -127,11 +128,23 @@ fn top_table_output() {
     assert_snapshot("top.txt", &String::from_utf8(out).unwrap());
 }
 
+fn explain_fixture(proxy: &str) -> Result<pb::ExplainResponse, CliError> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/istio-proxy.log");
+    explain_path(&path, proxy)
+}
+
+fn explain_path(path: &std::path::Path, proxy: &str) -> Result<pb::ExplainResponse, CliError> {
+    let source = LogSource {
+        proxy: Some(proxy.into()),
+        ..LogSource::default()
+    };
+    let identity = Identity::new(&source, None, None).unwrap();
+    input::explain_log(&LogLines::from_path(path), &source, &identity, &request(""))
+}
+
 #[test]
 fn input_file_human_output() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/istio-proxy.log");
-    let response =
-        input::explain_file(&path, Some("productpage-v1-7d9c.shop"), &request("")).unwrap();
+    let response = explain_fixture("productpage-v1-7d9c.shop").unwrap();
     assert_snapshot("explain-input-file.txt", &human(&response, &request("")));
     let causes: Vec<&str> = response.findings.iter().map(|f| f.cause.as_str()).collect();
     assert_eq!(
@@ -152,12 +165,8 @@ fn input_file_human_output() {
 
 #[test]
 fn missing_input_file_is_exit_66() {
-    let error = input::explain_file(
-        std::path::Path::new("/nonexistent/meshwhy.log"),
-        None,
-        &request(""),
-    )
-    .unwrap_err();
+    let error =
+        explain_path(std::path::Path::new("/nonexistent/meshwhy.log"), "p.shop").unwrap_err();
     assert_eq!(error.exit_code(), crate::cli::EXIT_NO_INPUT);
     assert!(
         error
@@ -183,6 +192,15 @@ fn help_texts() {
         .render_long_help()
         .to_string();
     assert_snapshot("top-help.txt", &top);
+    for name in ["observe", "records", "ingest-logs"] {
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut(name)
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert_snapshot(&format!("{name}-help.txt"), &help);
+    }
 }
 
 #[test]
@@ -301,8 +319,33 @@ fn default_window_is_15_minutes_but_a_file_is_read_whole() {
         panic!("explain expected");
     };
     assert_eq!(args.request(now).since_unix_nanos, 0);
+    let cli = Cli::try_parse_from(["meshwhy", "explain", "--line", "x", "--line", "y"]).unwrap();
+    let crate::cli::Command::Explain(args) = cli.command else {
+        panic!("explain expected");
+    };
+    assert_eq!(
+        args.request(now).since_unix_nanos,
+        0,
+        "lines are read whole"
+    );
+    assert_eq!(args.request(now).limit, 10);
+    assert_eq!(args.input.lines, ["x", "y"]);
+    let cli = Cli::try_parse_from(["meshwhy", "explain", "--proxy", "a.b"]).unwrap();
+    let crate::cli::Command::Explain(args) = cli.command else {
+        panic!("explain expected");
+    };
+    let error = args.input.input().unwrap_err();
+    assert_eq!(
+        error.exit_code(),
+        crate::cli::EXIT_USAGE,
+        "--proxy needs a log"
+    );
     assert!(
-        Cli::try_parse_from(["meshwhy", "explain", "--proxy", "a.b"]).is_err(),
-        "--proxy needs --input-file"
+        Cli::try_parse_from(["meshwhy", "explain", "--line", "x", "--input-file", "-"]).is_err(),
+        "--line and --input-file are exclusive"
+    );
+    assert!(
+        Cli::try_parse_from(["meshwhy", "explain", "--pod", "a", "--proxy", "a.b"]).is_err(),
+        "--pod and --proxy are exclusive"
     );
 }

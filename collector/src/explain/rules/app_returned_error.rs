@@ -8,42 +8,20 @@ use meshwhy_proto::v1::Direction;
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
 pub(crate) struct AppReturnedError;
 
-/// gRPC status names (the wire codes 0..=16).
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 fn answer(group: &Group<'_>) -> String {
     match group.record().grpc_status {
         Some(status) if status != 0 => {
-            let name = usize::try_from(status)
-                .ok()
-                .and_then(|index| GRPC_CODES.get(index))
-                .copied()
-                .unwrap_or("?");
-            format!("grpc-status {status} {name} (HTTP {})", code(group))
+            format!(
+                "grpc-status {status} {} (HTTP {})",
+                super::grpc_name(status),
+                group.record().response_code
+            )
         }
         _ => code(group),
     }
@@ -68,9 +46,8 @@ impl Rule for AppReturnedError {
         let confident = group.details.kind == DetailsKind::ViaUpstream;
         let answer = answer(group);
         if group.direction == Direction::Inbound {
-            let pod = commands::recorder(group);
-            let mut next = Commands::new();
-            next.push(commands::app_logs(&pod));
+            let mut next = Next::new(group, context);
+            next.recorder_logs();
             return Some(
                 Diagnosis::new(
                     format!(
@@ -85,22 +62,12 @@ impl Rule for AppReturnedError {
                 .commands(next),
             );
         }
-        let server = commands::server(group, context);
-        let mut next = Commands::new();
-        match &server {
-            Some(server) => {
-                next.push(commands::app_logs(server));
-                if group.record().response_code == 403 {
-                    next.push(commands::authz_check(server));
-                }
-            }
-            None => {
-                next.push_opt(
-                    commands::service(group)
-                        .as_ref()
-                        .and_then(commands::service_logs),
-                );
-            }
+        let mut next = Next::new(group, context);
+        next.upstream_logs();
+        if group.record().response_code == 403 {
+            next.push_opt(
+                commands::server(group, context).map(|server| commands::authz_check(&server)),
+            );
         }
         let mut diagnosis = Diagnosis::new(
             format!(

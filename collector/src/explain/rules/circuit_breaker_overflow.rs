@@ -1,9 +1,9 @@
 //! `circuit_breaker_overflow`: UO — a circuit breaker limit (connections, pending requests,
 //! requests, retries) was reached; Envoy answered 503 without trying the upstream.
 
-use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -14,27 +14,21 @@ impl Rule for CircuitBreakerOverflow {
         Cause::CircuitBreakerOverflow
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let overflow = group.has(bits::UO) || group.details.reason.as_deref() == Some("overflow");
         if !overflow {
             return None;
         }
-        let pod = commands::recorder(group);
         let cluster = group.record().cluster.as_str();
         let resource = destination_rule(
             group,
             "trafficPolicy.connectionPool limits (maxConnections, http1MaxPendingRequests, http2MaxRequests) are full",
         );
-        let mut next = Commands::new();
-        next.push_opt(get_resource(&resource))
-            .push(commands::clusters(&pod, &group.cluster, ""))
-            .push(commands::proxy_stats(
-                &pod,
-                &format!(
-                    "{}.*(overflow|circuit_breakers)",
-                    cluster.replace('|', "\\|")
-                ),
-            ));
+        let mut next = Next::new(group, context);
+        next.resource(&resource).clusters().proxy_stats(&format!(
+            "{}.*(overflow|circuit_breakers)",
+            cluster.replace('|', "\\|")
+        ));
         Some(
             Diagnosis::new(
                 format!(

@@ -4,10 +4,10 @@
 //! was asked, so there is nothing to debug but the route's configuration. Istio's own `block_all`
 //! 502 is also a direct response; `registry_only_blocked` runs first and claims that one.
 
-use super::{Diagnosis, Rule, bits, code, get_resource, route_config, subject, virtual_service};
+use super::{Diagnosis, Rule, bits, code, route_config, subject, virtual_service};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -18,12 +18,11 @@ impl Rule for DirectResponse {
         Cause::DirectResponse
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         // A failure flag means something else decided (e.g. a fault abort on the same route).
         if group.details.kind != DetailsKind::DirectResponse || group.has_any(!bits::BENIGN) {
             return None;
         }
-        let pod = commands::recorder(group);
         let record = group.record();
         let route = match record.route_name.as_str() {
             "" => String::new(),
@@ -38,20 +37,22 @@ impl Rule for DirectResponse {
                 code(group)
             ),
         );
-        let mut next = Commands::new();
-        next.push_opt(get_resource(&resource));
-        let config = route_config(group);
-        match (config.as_deref(), record.route_name.as_str()) {
+        let mut next = Next::new(group, context);
+        next.resource(&resource);
+        match (route_config(group), record.route_name.as_str()) {
             // The one route, as Envoy has it: the configured status and body are the answer.
-            (Some(config), name) if !name.is_empty() => next.push(format!(
-                "{} | jq '.[].virtualHosts[].routes[] | select(.name == \"{name}\")'",
-                commands::routes(&pod, Some(config))
-            )),
-            (config, _) => next.push(commands::routes(&pod, config)),
+            (Some(config), name) if !name.is_empty() => {
+                let route = format!(
+                    "{} | jq '.[].virtualHosts[].routes[] | select(.name == \"{name}\")'",
+                    commands::routes(next.pod(), Some(&config))
+                );
+                next.push(route)
+            }
+            _ => next.routes(),
         };
         if resource.kind.is_empty() {
             // No provenance: look for who patched the route in.
-            next.push(commands::list("envoyfilter", Some(&pod.namespace)));
+            next.list_here("envoyfilter");
         }
         let of_vs = if resource.kind.is_empty() {
             String::new()

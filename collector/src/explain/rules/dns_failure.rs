@@ -3,7 +3,7 @@
 
 use super::{Diagnosis, Rule, authority_host, bits, code, subject};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -14,22 +14,22 @@ impl Rule for DnsFailure {
         Cause::DnsFailure
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if !group.has(bits::DF) {
             return None;
         }
-        let pod = commands::recorder(group);
         let host = match group.cluster.service() {
             Some(service) => service.fqdn,
             None => authority_host(group).to_owned(),
         };
-        let mut next = Commands::new();
-        next.push(commands::clusters(&pod, &group.cluster, &host))
-            .push(commands::list("serviceentry", None))
-            .push(format!(
-                "kubectl run dnscheck -n {} --rm -it --restart=Never --image=busybox -- nslookup {host}",
-                pod.namespace
-            ));
+        let mut next = Next::new(group, context);
+        let lookup = format!(
+            "kubectl run dnscheck -n {} --rm -it --restart=Never --image=busybox -- nslookup {host}",
+            next.pod().namespace
+        );
+        next.clusters_or(&host)
+            .list("serviceentry", None)
+            .push(lookup);
         Some(
             Diagnosis::new(
                 format!(

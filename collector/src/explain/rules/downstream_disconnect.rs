@@ -5,7 +5,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -16,14 +16,13 @@ impl Rule for DownstreamDisconnect {
         Cause::DownstreamDisconnect
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let kind = group.details.kind;
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
+        let mut next = Next::new(group, context);
         if kind == DetailsKind::DownstreamLocalDisconnect {
             let reason = group.details.argument.as_deref().unwrap_or("");
-            next.push(commands::proxy_status(&pod))
-                .push(commands::proxy_logs(&pod, "draining|filter chain|listener"));
+            next.proxy_status()
+                .proxy_logs("draining|filter chain|listener");
             let (why, hint) = if reason.contains("filter_chain_is_being_removed") {
                 (
                     "the sidecar closed client connections because their listener filter chain was removed (config churn)",
@@ -49,10 +48,7 @@ impl Rule for DownstreamDisconnect {
         if !disconnected {
             return None;
         }
-        next.push(commands::proxy_logs(
-            &pod,
-            "downstream_remote_disconnect|DC",
-        ));
+        next.proxy_logs("downstream_remote_disconnect|DC");
         let mut diagnosis = Diagnosis::new(
             format!(
                 "{}: the client went away before the response ({}, {})",

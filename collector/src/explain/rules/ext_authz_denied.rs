@@ -3,7 +3,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -14,16 +14,15 @@ impl Rule for ExtAuthzDenied {
         Cause::ExtAuthzDenied
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let kind = group.details.kind;
         let error = kind == DetailsKind::ExtAuthzError;
         if !group.has(bits::UAEX) && kind != DetailsKind::ExtAuthzDenied && !error {
             return None;
         }
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
-        next.push(commands::list("authorizationpolicy", Some(&pod.namespace)))
-            .push(commands::authz_check(&pod))
+        let mut next = Next::new(group, context);
+        next.list_here("authorizationpolicy")
+            .authz_check()
             .push("kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' | grep -A5 extensionProviders");
         let title = if error {
             format!(
@@ -77,6 +76,17 @@ mod tests {
         )
         .unwrap();
         assert!(failed.title.contains("failed"));
+        // UAEX alone, as formats without details show it (Istio before 1.9).
+        let mut flag_only = inbound(403, "UAEX", "");
+        flag_only.unknown_fields = 1 << meshwhy_proto::v1::RecordField::ResponseCodeDetails as u32;
+        let flag_only = check(&ExtAuthzDenied, server(), flag_only).unwrap();
+        assert!(
+            flag_only.title.contains("denied the request (403, UAEX)"),
+            "{}",
+            flag_only.title
+        );
+        let report = explain_records(&[(server(), inbound(403, "UAEX", ""))]);
+        assert_eq!(report.findings[0].cause, Cause::ExtAuthzDenied);
         assert!(
             check(
                 &ExtAuthzDenied,

@@ -1,9 +1,9 @@
 //! `fault_injected`: a VirtualService fault aborted the request (FI, `fault_filter_abort`).
 
-use super::{Diagnosis, Rule, bits, code, get_resource, route_config, subject, virtual_service};
+use super::{Diagnosis, Rule, bits, code, subject, virtual_service};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -14,15 +14,13 @@ impl Rule for FaultInjected {
         Cause::FaultInjected
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if !group.has(bits::FI) && group.details.kind != DetailsKind::FaultAbort {
             return None;
         }
-        let pod = commands::recorder(group);
         let resource = virtual_service(group, "a VirtualService http[].fault.abort on this route");
-        let mut next = Commands::new();
-        next.push_opt(get_resource(&resource))
-            .push(commands::routes(&pod, route_config(group).as_deref()));
+        let mut next = Next::new(group, context);
+        next.resource(&resource).routes();
         let delayed = if group.has(bits::DI) {
             " after an injected delay"
         } else {

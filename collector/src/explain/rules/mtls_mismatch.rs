@@ -1,13 +1,14 @@
-//! `mtls_mismatch`: the two sides of a hop disagree on mTLS. Three shapes:
-//! a TLS error on a connect failure (UF/UC; e.g. `WRONG_VERSION_NUMBER`: mTLS sent to a plaintext
-//! endpoint), `filter_chain_not_found` on a server (plaintext hit a STRICT listener; only an
-//! access log shows it), and plaintext from a client whose DestinationRule disables TLS towards
-//! an endpoint with a sidecar that then closes the connection (UC).
+//! `mtls_mismatch`: the two sides of a hop disagree on mTLS. Two shapes: a TLS error on a connect
+//! failure (UF/UC; e.g. `WRONG_VERSION_NUMBER`: mTLS sent to a plaintext endpoint), and plaintext
+//! from a client whose DestinationRule disables TLS towards an endpoint with a sidecar that then
+//! closes the connection (UC). Only TLS evidence in the record makes it this cause, never a bare
+//! UC. The server's side of the second shape, `filter_chain_not_found`, is a listener miss
+//! (`no_filter_chain`): it has more readings than mTLS.
 
-use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::decode::{DetailsKind, TransportFailure};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -19,9 +20,6 @@ impl Rule for MtlsMismatch {
     }
 
     fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
-        if group.details.kind == DetailsKind::FilterChainNotFound {
-            return Some(strict_listener(group));
-        }
         let connect_failed = group.has_any(bits::UF | bits::UC)
             || group.details.kind == DetailsKind::UpstreamResetBeforeResponse;
         if !connect_failed {
@@ -43,24 +41,22 @@ fn sidecar_endpoint(group: &Group<'_>) -> bool {
     group.tls_modes.contains(&"istio")
 }
 
-fn next_commands(group: &Group<'_>, context: &Context<'_>, resource: &Resource) -> Commands {
-    let pod = commands::recorder(group);
-    let mut next = Commands::new();
-    next.push_opt(get_resource(resource));
-    let service = commands::service(group);
-    let service_namespace = service
-        .as_ref()
-        .and_then(|service| service.namespace.clone())
-        .unwrap_or_else(|| pod.namespace.clone());
-    next.push(commands::list(
-        "peerauthentication",
-        Some(&service_namespace),
-    ));
-    match commands::server(group, context) {
-        Some(server) => next.push(commands::describe_pod(&server)),
-        None => next.push(commands::endpoints(&pod, &group.record().cluster)),
+fn next_commands<'g, 'a>(
+    group: &'g Group<'a>,
+    context: &'g Context<'a>,
+    resource: &Resource,
+) -> Next<'g, 'a> {
+    let mut next = Next::new(group, context);
+    next.resource(resource);
+    match commands::service(group).and_then(|service| service.namespace) {
+        Some(namespace) => next.list("peerauthentication", Some(&namespace)),
+        None => next.list_here("peerauthentication"),
     };
-    next.push(commands::clusters(&pod, &group.cluster, ""));
+    match commands::server(group, context) {
+        Some(_) => next.describe_server(),
+        None => next.endpoints(),
+    };
+    next.clusters();
     next
 }
 
@@ -132,27 +128,6 @@ fn plaintext_to_sidecar(group: &Group<'_>, context: &Context<'_>) -> Option<Diag
     )
 }
 
-fn strict_listener(group: &Group<'_>) -> Diagnosis {
-    let pod = commands::recorder(group);
-    let mut next = Commands::new();
-    next.push(commands::list("peerauthentication", Some(&pod.namespace)))
-        .push(commands::list("peerauthentication", Some("istio-system")))
-        .push(commands::describe_pod(&pod))
-        .push(commands::listeners(&pod));
-    Diagnosis::new(
-        format!(
-            "{}: no listener filter chain matched a connection (filter_chain_not_found): typically a client without mTLS reaching a STRICT port",
-            subject(group)
-        ),
-        Confidence::Medium,
-    )
-    .resource(Some(Resource::hint(
-        "PeerAuthentication STRICT on this workload, and a client that sends plaintext (no sidecar, or a DestinationRule with tls DISABLE)",
-    )))
-    .commands(next)
-    .note("connection-level failures never reach an HTTP filter: only the sidecar's listener access log shows them")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,14 +193,15 @@ mod tests {
         // Without a DR (auto mTLS) a UC is no mTLS evidence.
         assert!(check(&MtlsMismatch, client(), outbound(503, "UC", TERMINATED)).is_none());
 
-        // The server's listener access log line.
-        let listener = check(
-            &MtlsMismatch,
-            server(),
-            inbound(0, "NR", "filter_chain_not_found"),
-        )
-        .unwrap();
-        assert!(listener.title.contains("filter_chain_not_found"));
+        // The server's listener access log line is a listener miss, judged by no_filter_chain.
+        assert!(
+            check(
+                &MtlsMismatch,
+                server(),
+                inbound(0, "NR", "filter_chain_not_found"),
+            )
+            .is_none()
+        );
 
         // A refused connect is not mTLS.
         assert!(check(&MtlsMismatch, client(), outbound(503, "UF", REFUSED)).is_none());

@@ -5,10 +5,10 @@
 //! to fix or to check, and the DestinationRule subsets the proxies do have for the host are the
 //! evidence: they show which subset names exist, and so which one the route gets wrong.
 
-use super::{Diagnosis, Rule, authority_host, bits, code, get_resource, resource_of, subject};
-use crate::decode::{DetailsKind, IstioResource, ServiceHost, VirtualHost};
+use super::{Diagnosis, Rule, bits, code, destination_host, resource_of, subject};
+use crate::decode::{DetailsKind, IstioResource, ServiceHost};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -16,15 +16,6 @@ pub(crate) struct NoCluster;
 
 const HINT: &str = "a route destination (host + subset) with no cluster: a subset missing from the \
                     DestinationRule, or a host with no Service/ServiceEntry (or hidden by a Sidecar)";
-
-/// The destination host of the route: the vhost's host (the fqdn istiod names vhosts by), else
-/// the authority's.
-fn destination_host<'a>(group: &'a Group<'_>) -> &'a str {
-    match &group.vhost {
-        VirtualHost::Service { host, .. } => host,
-        _ => authority_host(group),
-    }
-}
 
 impl Rule for NoCluster {
     fn cause(&self) -> Cause {
@@ -35,7 +26,6 @@ impl Rule for NoCluster {
         if !group.has(bits::NC) && group.details.kind != DetailsKind::ClusterNotFound {
             return None;
         }
-        let pod = commands::recorder(group);
         let host = destination_host(group);
         let record = group.record();
         // The route's own provenance, else another request's on the same vhost.
@@ -76,8 +66,8 @@ impl Rule for NoCluster {
                 None => Resource::hint(HINT),
             };
 
-        let mut next = Commands::new();
-        next.push_opt(get_resource(&resource));
+        let mut next = Next::new(group, context);
+        next.resource(&resource);
         let service = ServiceHost::parse(host);
         match &destination_rule {
             Some((dr, _)) => {
@@ -89,16 +79,13 @@ impl Rule for NoCluster {
             }
             None => {
                 // DestinationRules of the host usually live beside its Service.
-                let namespace = service.namespace.as_deref().unwrap_or(&pod.namespace);
-                next.push(commands::list("destinationrule", Some(namespace)));
+                match service.namespace.as_deref() {
+                    Some(namespace) => next.list("destinationrule", Some(namespace)),
+                    None => next.list_here("destinationrule"),
+                };
             }
         }
-        next.push(commands::routes(
-            &pod,
-            super::route_config(group).as_deref(),
-        ))
-        .push(commands::clusters(&pod, &group.cluster, host))
-        .push(commands::proxy_status(&pod));
+        next.routes().clusters_or(host).proxy_status();
 
         let of_vs = if resource.kind.is_empty() {
             String::new()

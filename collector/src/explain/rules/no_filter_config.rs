@@ -3,7 +3,7 @@
 
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -14,16 +14,16 @@ impl Rule for NoFilterConfig {
         Cause::NoFilterConfig
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if !group.has(bits::NFCF) {
             return None;
         }
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
-        next.push(commands::proxy_status(&pod))
-            .push(format!("istioctl proxy-config ecds {}", pod.proxy()))
-            .push(commands::list("wasmplugin", None))
-            .push(commands::proxy_logs(&pod, "wasm|ecds|extension config"));
+        let mut next = Next::new(group, context);
+        let ecds = format!("istioctl proxy-config ecds {}", next.pod().proxy());
+        next.proxy_status()
+            .push(ecds)
+            .list("wasmplugin", None)
+            .proxy_logs("wasm|ecds|extension config");
         Some(
             Diagnosis::new(
                 format!(

@@ -1,10 +1,10 @@
 //! `no_healthy_upstream`: UH — the cluster has no healthy endpoint: no ready pod behind the
 //! Service (or the subset's labels select none), or outlier detection ejected them all.
 
-use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::decode::{ClusterName, DetailsKind};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -15,11 +15,10 @@ impl Rule for NoHealthyUpstream {
         Cause::NoHealthyUpstream
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if !group.has(bits::UH) && group.details.kind != DetailsKind::NoHealthyUpstream {
             return None;
         }
-        let pod = commands::recorder(group);
         let subset = match &group.cluster {
             ClusterName::Outbound { subset, .. } if !subset.is_empty() => Some(subset.as_str()),
             _ => None,
@@ -35,10 +34,10 @@ impl Rule for NoHealthyUpstream {
         };
         let resource = destination_rule(group, &hint);
         let service = commands::service(group);
-        let mut next = Commands::new();
-        next.push(commands::endpoints(&pod, &group.record().cluster))
+        let mut next = Next::new(group, context);
+        next.endpoints()
             .push_opt(service.as_ref().and_then(commands::endpoint_slices))
-            .push_opt(get_resource(&resource));
+            .resource(&resource);
         if let Some(namespace) = service.as_ref().and_then(|s| s.namespace.as_deref()) {
             next.push(format!(
                 "kubectl get pods -n {namespace} -o wide --show-labels"

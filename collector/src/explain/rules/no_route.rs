@@ -1,11 +1,18 @@
 //! `no_route`: NR — no route matched: Envoy's own 404. NR records carry no route name, so the
 //! finding names the virtual host and the paths that missed, and the VirtualService when other
 //! requests on that vhost carried its provenance.
+//!
+//! Envoy before the NC flag logged a route whose cluster is missing (or still warming) as `503 NR`
+//! too: when the record's source is of that era (the `NcFlag` bit of `unknown_fields`) and the
+//! code is 503 (a route miss is 404), the finding gives both readings. `NR` with the details
+//! `cluster_not_found` is a missing cluster outright and left to `no_cluster`.
 
-use super::{Diagnosis, Rule, bits, code, get_resource, resource_of, route_config, subject};
+use meshwhy_proto::v1::RecordField;
+
+use super::{Diagnosis, Rule, bits, code, destination_host, resource_of, subject, unseen};
 use crate::decode::{DetailsKind, IstioResource};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -20,9 +27,12 @@ impl Rule for NoRoute {
         if !group.has(bits::NR) && group.details.kind != DetailsKind::RouteNotFound {
             return None;
         }
+        if group.details.kind == DetailsKind::ClusterNotFound {
+            return None;
+        }
+        let before_nc = unseen(group, RecordField::NcFlag) && group.record().response_code == 503;
         let record = group.record();
         let vhost = record.virtual_host.as_str();
-        let pod = commands::recorder(group);
         let provenance = Some(record.route_provenance.as_str())
             .filter(|p| !p.is_empty())
             .or_else(|| context.vhost_route(vhost));
@@ -39,10 +49,12 @@ impl Rule for NoRoute {
             .unwrap_or_else(|| {
                 Resource::hint("no VirtualService route matches these paths on this host")
             });
-        let mut next = Commands::new();
-        next.push(commands::routes(&pod, route_config(group).as_deref()))
-            .push_opt(get_resource(&resource))
-            .push(commands::proxy_status(&pod));
+        let mut next = Next::new(group, context);
+        next.routes().resource(&resource);
+        if before_nc {
+            next.clusters_or(destination_host(group));
+        }
+        next.proxy_status();
         let paths = if group.paths.is_empty() {
             String::new()
         } else {
@@ -53,6 +65,28 @@ impl Rule for NoRoute {
         } else {
             format!(" on virtual host {vhost}")
         };
+        if before_nc {
+            let resource = Resource {
+                hint: format!(
+                    "either {}, or the cluster its route points at (a DestinationRule subset, a \
+                     Service or ServiceEntry) is missing or not yet warm on this proxy",
+                    resource.hint
+                ),
+                ..resource
+            };
+            return Some(
+                Diagnosis::new(
+                    format!(
+                        "{}: 503 NR from an Envoy older than the NC flag: either no route matched{on}{paths}, or the route's cluster is missing or still warming (stale config)",
+                        subject(group),
+                    ),
+                    Confidence::Medium,
+                )
+                .resource(Some(resource))
+                .commands(next)
+                .note("a route miss is Envoy's 404; this era logged a route to a missing or warming cluster as 503 NR, before NC existed: the proxy's clusters and its sync state tell the two apart"),
+            );
+        }
         Some(
             Diagnosis::new(
                 format!(
@@ -125,5 +159,57 @@ mod tests {
             "istioctl proxy-config routes reviews-v1-5d8c.shop --name \"inbound|9080||\" -o json"
         );
         assert!(check(&NoRoute, client(), outbound(404, "", VIA_UPSTREAM)).is_none());
+    }
+
+    /// A line from a format era before Envoy's NC flag.
+    fn before_nc(
+        mut record: meshwhy_proto::v1::DecisionRecord,
+    ) -> meshwhy_proto::v1::DecisionRecord {
+        record.unknown_fields =
+            1 << RecordField::NcFlag as u32 | 1 << RecordField::ResponseCodeDetails as u32;
+        record.response_code_details.clear();
+        record
+    }
+
+    #[test]
+    fn old_envoy_503_nr_gives_both_readings() {
+        let mut nr_503 = missed("/reviews/0");
+        nr_503.response_code = 503;
+        let diagnosis = check(&NoRoute, client(), before_nc(nr_503.clone())).unwrap();
+        assert_eq!(
+            diagnosis.title,
+            "shop/productpage-v1 → reviews:9080: 503 NR from an Envoy older than the NC flag: either no route matched on virtual host reviews.shop.svc.cluster.local:9080 for /reviews/0, or the route's cluster is missing or still warming (stale config)"
+        );
+        assert_eq!(diagnosis.confidence, Confidence::Medium);
+        assert!(
+            diagnosis
+                .resource
+                .unwrap()
+                .hint
+                .contains("missing or not yet warm")
+        );
+        assert_eq!(
+            diagnosis.next_commands,
+            [
+                "istioctl proxy-config routes productpage-v1-7d9c.shop --name 9080 -o json",
+                "istioctl proxy-config clusters productpage-v1-7d9c.shop --fqdn reviews.shop.svc.cluster.local",
+                "istioctl proxy-status productpage-v1-7d9c.shop",
+            ]
+        );
+        // The same era's 404 NR is a route miss; a current Envoy's 503 NR is not read as NC.
+        let old_404 = check(&NoRoute, client(), before_nc(missed("/x"))).unwrap();
+        assert!(old_404.title.contains("no route matched"));
+        assert_eq!(old_404.confidence, Confidence::High);
+        let current = check(&NoRoute, client(), nr_503).unwrap();
+        assert_eq!(current.confidence, Confidence::High);
+    }
+
+    #[test]
+    fn nr_with_cluster_not_found_is_a_missing_cluster() {
+        let mut record = outbound(503, "NR", CLUSTER_NOT_FOUND);
+        record.cluster.clear();
+        assert!(check(&NoRoute, client(), record.clone()).is_none());
+        let report = explain_records(&[(client(), record)]);
+        assert_eq!(report.findings[0].cause, Cause::NoCluster);
     }
 }

@@ -3,7 +3,7 @@
 use super::{Diagnosis, Rule, bits, code, destination_rule, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -14,20 +14,20 @@ impl Rule for Overload {
         Cause::Overload
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let manager = group.has(bits::OM) || group.details.kind == DetailsKind::Overload;
         let dropped = group.has_any(bits::DO | bits::UDO);
         if !manager && !dropped {
             return None;
         }
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
+        let mut next = Next::new(group, context);
         if manager {
-            next.push(format!(
+            let top = format!(
                 "kubectl top pod {} -n {} --containers",
-                pod.name, pod.namespace
-            ))
-            .push(commands::proxy_stats(&pod, "overload"));
+                next.pod().name,
+                next.pod().namespace
+            );
+            next.push(top).proxy_stats("overload");
             return Some(
                 Diagnosis::new(
                     format!(
@@ -43,11 +43,8 @@ impl Rule for Overload {
                 .commands(next),
             );
         }
-        next.push(commands::clusters(&pod, &group.cluster, ""))
-            .push(commands::proxy_stats(
-                &pod,
-                "drop_overload|upstream_rq_drop",
-            ));
+        next.clusters()
+            .proxy_stats("drop_overload|upstream_rq_drop");
         Some(
             Diagnosis::new(
                 format!(

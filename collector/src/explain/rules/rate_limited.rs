@@ -4,7 +4,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -15,17 +15,16 @@ impl Rule for RateLimited {
         Cause::RateLimited
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let limited = group.has(bits::RL) || group.details.kind == DetailsKind::RateLimited;
         let service_failed = group.has(bits::RLSE);
         if !limited && !service_failed {
             return None;
         }
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
-        next.push(commands::list("envoyfilter", None))
-            .push(commands::listeners(&pod))
-            .push(commands::proxy_stats(&pod, "ratelimit|rate_limit"));
+        let mut next = Next::new(group, context);
+        next.list("envoyfilter", None)
+            .listeners()
+            .proxy_stats("ratelimit|rate_limit");
         let title = if service_failed {
             format!(
                 "{}: the rate limit service failed and the filter rejected the request ({}, RLSE)",

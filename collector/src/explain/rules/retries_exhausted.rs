@@ -1,9 +1,9 @@
 //! `retries_exhausted`: URX — every attempt failed. The finding names what the last attempt ran
 //! into by judging the group as if URX were not set (UF+URX → "last attempt: connect failed").
 
-use super::{Diagnosis, RULES, Rule, bits, diagnose_with, route_config, subject, virtual_service};
+use super::{Diagnosis, RULES, Rule, bits, diagnose_with, subject, virtual_service};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::group::{Context, Group};
 
 pub(crate) struct RetriesExhausted;
@@ -18,6 +18,8 @@ fn last_attempt(cause: Cause, group: &Group<'_>) -> String {
         },
         Cause::MtlsMismatch => "TLS handshake failed".to_owned(),
         Cause::UpstreamConnectionTerminated => "the upstream closed the connection".to_owned(),
+        Cause::IdleTimeoutRace => "the upstream closed a reused keep-alive connection".to_owned(),
+        Cause::CertificateNotReady => "no workload certificate (SDS)".to_owned(),
         Cause::UpstreamReset => "the upstream reset the stream".to_owned(),
         Cause::UpstreamTimeout => "timed out".to_owned(),
         Cause::CircuitBreakerOverflow => "circuit breaker overflow".to_owned(),
@@ -49,16 +51,20 @@ impl Rule for RetriesExhausted {
             0 | 1 => String::new(),
             n => format!(" after {n} attempts"),
         };
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
+        let mut next = Next::new(group, context);
         for command in inner.next_commands {
             next.push(command);
         }
         // The retry policy itself: how many, on what.
-        next.push(commands::routes(&pod, route_config(group).as_deref()));
+        next.routes();
+        // A gRPC failure keeps HTTP 200: say what the client got, or the title reads as a success.
+        let answered = match group.record().response_code {
+            200..=299 => format!("; the client got {}", super::code(group)),
+            _ => String::new(),
+        };
         let mut diagnosis = Diagnosis::new(
             format!(
-                "{}: retries exhausted{attempts}; last attempt: {}",
+                "{}: retries exhausted{attempts}; last attempt: {}{answered}",
                 subject(group),
                 last_attempt(cause, group)
             ),

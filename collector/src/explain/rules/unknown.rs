@@ -3,7 +3,7 @@
 
 use super::{Diagnosis, Rule, code, flag_names, subject};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -14,20 +14,18 @@ impl Rule for Unknown {
         Cause::Unknown
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         let record = group.record();
         let details = if record.response_code_details.is_empty() {
             "no details".to_owned()
         } else {
             record.response_code_details.clone()
         };
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
+        let mut next = Next::new(group, context);
         if let Some((_, id)) = group.samples.first() {
             next.push(format!("meshwhy records --request-id {id}"));
         }
-        next.push(commands::proxy_status(&pod))
-            .push(commands::proxy_logs(&pod, "warn|error"));
+        next.proxy_status().proxy_logs("warn|error");
         let mut diagnosis = Diagnosis::new(
             format!(
                 "{}: unrecognised outcome {} {} {details}",

@@ -5,7 +5,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::TransportFailure;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -60,20 +60,15 @@ impl Rule for UpstreamConnectFailed {
                 "the destination pods and port",
             ),
         };
-        let mut next = Commands::new();
-        next.push(commands::endpoints(&pod, &group.record().cluster));
+        let mut next = Next::new(group, context);
+        next.endpoints();
         if matches!(group.transport, Some(TransportFailure::ConnectionTimeout)) {
             next.push(commands::network_policies(&target_namespace));
         }
         match &server {
-            Some(server) => {
-                next.push(commands::describe_pod(server))
-                    .push(commands::app_logs(server));
-            }
-            None => {
-                next.push_opt(service.as_ref().and_then(commands::service_yaml));
-            }
-        }
+            Some(_) => next.describe_server().upstream_logs(),
+            None => next.push_opt(service.as_ref().and_then(commands::service_yaml)),
+        };
         next.push(commands::network_policies(&target_namespace));
         let diagnosis = Diagnosis::new(
             format!(

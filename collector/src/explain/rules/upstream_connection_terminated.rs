@@ -1,9 +1,11 @@
 //! `upstream_connection_terminated`: UC — the upstream closed the connection before answering:
-//! the app crashed or closed an idle keep-alive connection Envoy was about to reuse.
+//! the app crashed, closed a keep-alive connection Envoy was about to reuse (the fast, occasional
+//! kind among successes is `idle_timeout_race`, judged first), or closes every connection because
+//! it does not speak what the port declares.
 
-use super::{Diagnosis, Rule, bits, code, destination_rule, get_resource, subject};
+use super::{Diagnosis, Rule, bits, code, destination_rule, subject, tls_evidence};
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::{self, Next};
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -20,43 +22,49 @@ impl Rule for UpstreamConnectionTerminated {
         if !terminated {
             return None;
         }
-        let pod = commands::recorder(group);
+        // Every request to the cluster ended this way: not a race on reused connections (that
+        // leaves successes, see `idle_timeout_race`) but an app that never answers on one.
+        let every = group.traffic == Some(group.count);
         let resource = destination_rule(
             group,
-            "the app closes connections Envoy reuses (its keep-alive timeout shorter than the \
-             DestinationRule's connectionPool.http.idleTimeout), or it crashed mid-request",
+            if every {
+                "the app closes every connection before answering, or does not speak what the port \
+                 declares (HTTP/1.0 with Connection: close, TLS, or HTTP/2 on a port declared http)"
+            } else {
+                "the app closes connections Envoy reuses (its keep-alive timeout shorter than the \
+                 DestinationRule's connectionPool.http.idleTimeout), or it crashed mid-request"
+            },
         );
-        let mut next = Commands::new();
-        match commands::server(group, context) {
-            Some(server) => {
-                next.push(commands::app_logs(&server));
-            }
-            None => {
-                next.push_opt(
-                    commands::service(group)
-                        .as_ref()
-                        .and_then(commands::service_logs),
-                );
-            }
+        let evidence = tls_evidence(group);
+        let mut next = Next::new(group, context);
+        next.upstream_logs().resource(&resource).clusters();
+        if evidence.is_some()
+            && let Some(namespace) = commands::service(group).and_then(|s| s.namespace)
+        {
+            next.list("peerauthentication", Some(&namespace));
         }
-        next.push_opt(get_resource(&resource))
-            .push(commands::clusters(&pod, &group.cluster, ""));
-        if let Some(namespace) = commands::service(group).and_then(|s| s.namespace) {
-            next.push(commands::list("peerauthentication", Some(&namespace)));
-        }
-        Some(
-            Diagnosis::new(
-                format!(
-                    "{}: the upstream closed the connection before answering, so the sidecar answered {} (UC)",
-                    subject(group),
-                    code(group)
-                ),
-                Confidence::Medium,
-            )
-            .resource(Some(resource))
-            .commands(next)
-            .note("plaintext sent to a STRICT mTLS server also ends this way; the server side then logs filter_chain_not_found"),
+        let when = if every {
+            ", on every request to it,"
+        } else {
+            ""
+        };
+        let mut diagnosis = Diagnosis::new(
+            format!(
+                "{}: the upstream closed the connection before answering{when} so the sidecar answered {} (UC)",
+                subject(group),
+                code(group)
+            ),
+            Confidence::Medium,
         )
+        .resource(Some(resource))
+        .commands(next);
+        // mTLS is a reading only when the record speaks of TLS; a bare UC is no evidence of it.
+        if let Some(evidence) = evidence {
+            diagnosis = diagnosis.note(format!(
+                "with {evidence} in the record: plaintext sent to a STRICT mTLS server also ends this way; the server side then logs filter_chain_not_found"
+            ));
+        }
+        Some(diagnosis)
     }
 }
 
@@ -65,6 +73,7 @@ mod tests {
     use super::*;
     use crate::explain::fixtures::*;
     use crate::explain::testkit::*;
+    use meshwhy_proto::v1::{DecisionRecord, RecordField};
 
     #[test]
     fn table() {
@@ -119,6 +128,93 @@ mod tests {
                 outbound(503, "UF", REFUSED)
             )
             .is_none()
+        );
+    }
+
+    /// What a log line gives for the same request: no tlsMode, no upstream TLS, no provenance.
+    fn logged(record: DecisionRecord) -> DecisionRecord {
+        DecisionRecord {
+            endpoint_tls_mode: String::new(),
+            unknown_fields: [
+                RecordField::EndpointTlsMode,
+                RecordField::UpstreamTls,
+                RecordField::ClusterProvenance,
+                RecordField::RouteProvenance,
+            ]
+            .iter()
+            .fold(0, |mask, field| mask | 1 << *field as u32),
+            ..record
+        }
+    }
+
+    #[test]
+    fn mtls_is_a_reading_only_with_tls_evidence() {
+        // The filter saw plaintext towards an endpoint with a sidecar: STRICT is a fair reading.
+        let filter = check(
+            &UpstreamConnectionTerminated,
+            client(),
+            outbound(503, "UC", TERMINATED),
+        )
+        .unwrap();
+        assert_eq!(
+            filter.notes,
+            [
+                "with plaintext to an endpoint with a sidecar (tlsMode=istio) in the record: plaintext sent to a STRICT mTLS server also ends this way; the server side then logs filter_chain_not_found"
+            ]
+        );
+        assert!(
+            filter
+                .next_commands
+                .contains(&"kubectl get peerauthentication -n shop".to_owned())
+        );
+        // A bare UC from a log line says nothing about TLS: no mTLS reading, no PeerAuthentication.
+        let bare = check(
+            &UpstreamConnectionTerminated,
+            client(),
+            logged(outbound(503, "UC", TERMINATED)),
+        )
+        .unwrap();
+        assert!(bare.notes.is_empty(), "{:?}", bare.notes);
+        assert!(
+            bare.next_commands
+                .iter()
+                .all(|c| !c.contains("peerauthentication")),
+            "{:?}",
+            bare.next_commands
+        );
+        // An inbound record whose client spoke Istio mTLS is TLS evidence.
+        let mut sni = logged(outbound(503, "UC", TERMINATED));
+        sni.requested_server_name = "outbound_.9080_._.reviews.shop.svc.cluster.local".into();
+        let sni = check(&UpstreamConnectionTerminated, client(), sni).unwrap();
+        assert!(
+            sni.notes[0].starts_with("with the client's Istio mTLS SNI outbound_.9080_._.reviews")
+        );
+    }
+
+    #[test]
+    fn every_request_failing_is_the_app_not_a_race() {
+        let records: Vec<_> = (0..3)
+            .map(|i| {
+                let mut record = logged(outbound(503, "UC", TERMINATED));
+                record.request_id = format!("uc-{i}");
+                (client(), record)
+            })
+            .collect();
+        let report = explain_records(&records);
+        let finding = &report.findings[0];
+        assert_eq!(finding.cause, Cause::UpstreamConnectionTerminated);
+        assert!(
+            finding.title.contains("on every request to it"),
+            "{}",
+            finding.title
+        );
+        assert!(
+            finding
+                .resource
+                .as_ref()
+                .unwrap()
+                .hint
+                .starts_with("the app closes every connection")
         );
     }
 }

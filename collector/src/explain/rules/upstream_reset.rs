@@ -5,7 +5,7 @@
 use super::{Diagnosis, Rule, bits, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -36,21 +36,8 @@ impl Rule for UpstreamReset {
             _ if group.has(bits::LR) => "the stream was reset locally by Envoy",
             _ => "the upstream reset the stream before answering",
         };
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
-        match commands::server(group, context) {
-            Some(server) => {
-                next.push(commands::app_logs(&server));
-            }
-            None => {
-                next.push_opt(
-                    commands::service(group)
-                        .as_ref()
-                        .and_then(commands::service_logs),
-                );
-            }
-        }
-        next.push(commands::clusters(&pod, &group.cluster, ""));
+        let mut next = Next::new(group, context);
+        next.upstream_logs().clusters();
         Some(
             Diagnosis::new(
                 format!("{}: {how} ({})", subject(group), code(group)),

@@ -1,10 +1,10 @@
 //! `upstream_timeout`: UT — the route timeout (or per-try timeout, or max stream duration)
 //! expired before the upstream answered: the app is slow, or the timeout is tight.
 
-use super::{Diagnosis, Rule, bits, code, get_resource, route_config, subject, virtual_service};
+use super::{Diagnosis, Rule, bits, code, subject, virtual_service};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::Confidence;
 use crate::explain::group::{Context, Group};
 
@@ -27,26 +27,12 @@ impl Rule for UpstreamTimeout {
         if !timed_out {
             return None;
         }
-        let pod = commands::recorder(group);
         let resource = virtual_service(
             group,
             "the route timeout: VirtualService http[].timeout, or the client's x-envoy-upstream-rq-timeout-ms",
         );
-        let mut next = Commands::new();
-        next.push(commands::routes(&pod, route_config(group).as_deref()))
-            .push_opt(get_resource(&resource));
-        match commands::server(group, context) {
-            Some(server) => {
-                next.push(commands::app_logs(&server));
-            }
-            None => {
-                next.push_opt(
-                    commands::service(group)
-                        .as_ref()
-                        .and_then(commands::service_logs),
-                );
-            }
-        }
+        let mut next = Next::new(group, context);
+        next.routes().resource(&resource).upstream_logs();
         let duration = group.record().duration_nanos / 1_000_000;
         let after = if duration > 0 {
             format!(" after {duration} ms")

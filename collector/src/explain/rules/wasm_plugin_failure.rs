@@ -3,7 +3,7 @@
 use super::{Diagnosis, Rule, code, subject};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
-use crate::explain::commands::{self, Commands};
+use crate::explain::commands::Next;
 use crate::explain::finding::{Confidence, Resource};
 use crate::explain::group::{Context, Group};
 
@@ -14,16 +14,15 @@ impl Rule for WasmPluginFailure {
         Cause::WasmPluginFailure
     }
 
-    fn check(&self, group: &Group<'_>, _context: &Context<'_>) -> Option<Diagnosis> {
+    fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         if group.details.kind != DetailsKind::WasmFailStream {
             return None;
         }
-        let pod = commands::recorder(group);
-        let mut next = Commands::new();
-        next.push(commands::list("wasmplugin", Some(&pod.namespace)))
-            .push(commands::list("wasmplugin", Some("istio-system")))
-            .push(commands::proxy_logs(&pod, "wasm"))
-            .push(commands::proxy_status(&pod));
+        let mut next = Next::new(group, context);
+        next.list_here("wasmplugin")
+            .list("wasmplugin", Some("istio-system"))
+            .proxy_logs("wasm")
+            .proxy_status();
         Some(
             Diagnosis::new(
                 format!(
