@@ -125,6 +125,14 @@ impl LogReader {
 
     /// Reads one line.
     pub fn read_line(&self, line: &str) -> Result<LogLine, Unreadable> {
+        // Work stays bounded whatever is pasted: a longer line is read as cut here.
+        let line = line.get(..MAX_LINE_BYTES).unwrap_or_else(|| {
+            let mut end = MAX_LINE_BYTES.min(line.len());
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            &line[..end]
+        });
         self.read_wrapped(line, 0)
             .ok_or_else(|| Unreadable(why_unreadable(line)))
     }
@@ -368,11 +376,17 @@ fn time_start(text: &str) -> Option<usize> {
 
 /// Where `"METHOD ` or `"- ` opens a request line.
 fn request_line_start(text: &str) -> Option<usize> {
-    text.match_indices('"').map(|(i, _)| i).find(|&i| {
-        let rest = &text[i + 1..];
-        let word = rest.split(' ').next().unwrap_or("");
-        rest.len() > word.len()
-            && (word == "-" || (!word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())))
+    // Methods are short: looking further than this after each quote would make a line of quotes
+    // cost its length squared.
+    const LONGEST_METHOD: usize = 16;
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'"', bytes).find(|&i| {
+        let word = &bytes[i + 1..bytes.len().min(i + 2 + LONGEST_METHOD)];
+        let Some(end) = word.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let word = &word[..end];
+        word == b"-" || (!word.is_empty() && word.iter().all(u8::is_ascii_uppercase))
     })
 }
 
