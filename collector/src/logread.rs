@@ -421,7 +421,11 @@ pub struct ReadReport {
     pub salvaged: u64,
     /// Lines with nothing recognisable.
     pub unreadable: u64,
-    /// The first few unreadable lines, shortened.
+    /// Lines of the proxy's own log (Envoy's `[… ][thread][level]` messages, istio-agent's
+    /// `…Z<TAB>info<TAB>…`): `kubectl logs -c istio-proxy` interleaves them; not access-log
+    /// entries, and not unreadable either.
+    pub proxy_log: u64,
+    /// The first few skipped lines (unreadable or the proxy's own), shortened.
     pub samples: Vec<String>,
     /// Records per origin (`access-log:istio-1.9`, …).
     pub by_origin: BTreeMap<String, u64>,
@@ -430,19 +434,53 @@ pub struct ReadReport {
 impl ReadReport {
     /// The warning to print when some lines were unreadable; `None` when all were read.
     pub fn warning(&self, name: &str) -> Option<String> {
-        if self.unreadable == 0 {
+        let skipped = self.unreadable + self.proxy_log;
+        if skipped == 0 {
             return None;
         }
         let mut text = format!(
-            "{name}: {} of {} lines are not access-log entries (skipped)",
-            self.unreadable, self.lines
+            "{name}: {skipped} of {} lines are not access-log entries (skipped)",
+            self.lines
         );
+        if self.proxy_log > 0 {
+            text.push_str(&format!(
+                ": {} of the proxy's own log, {} unreadable",
+                self.proxy_log, self.unreadable
+            ));
+        }
         for sample in &self.samples {
             text.push_str("\n  e.g. ");
             text.push_str(sample);
         }
         Some(text)
     }
+}
+
+/// Whether a line is one of the proxy's own log messages rather than an access-log entry:
+/// Envoy's `[2024-01-01 00:00:00.000][12][info][config] …` or istio-agent's
+/// `2024-01-01T00:00:00.000000Z<TAB>info<TAB>…`, after any log tool's prefix.
+pub fn is_proxy_log(line: &str) -> bool {
+    const LEVELS: &[&str] = &[
+        "trace", "debug", "info", "warn", "warning", "error", "critical", "fatal",
+    ];
+    let head = &line.as_bytes()[..line.len().min(160)];
+    let agent = memchr::memmem::find_iter(head, b"Z\t").any(|at| {
+        let rest = &head[at + 2..];
+        LEVELS.iter().any(|level| {
+            rest.starts_with(level.as_bytes()) && rest.get(level.len()) == Some(&b'\t')
+        })
+    });
+    let envoy = memchr::memmem::find_iter(head, b"][").any(|at| {
+        // `…:00.000][12][info]`: a thread id in brackets, then a level.
+        let rest = &head[at + 2..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        digits > 0
+            && rest[digits..].starts_with(b"][")
+            && LEVELS
+                .iter()
+                .any(|level| rest[digits + 2..].starts_with(level.as_bytes()))
+    });
+    agent || envoy
 }
 
 /// Reads every line of `input`, calling `each` for every record; invalid UTF-8 is read lossily,
@@ -461,6 +499,13 @@ pub fn read_lines(
             continue;
         }
         report.lines += 1;
+        if is_proxy_log(line) {
+            report.proxy_log += 1;
+            if report.samples.len() < MAX_SAMPLES {
+                report.samples.push(shorten(line));
+            }
+            continue;
+        }
         match reader.read_line(line) {
             Ok(read) => {
                 report.read += 1;

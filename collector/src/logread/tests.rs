@@ -529,6 +529,13 @@ fn a_custom_format_is_tried_first() {
 #[test]
 fn not_access_logs() {
     let reader = LogReader::new();
+    assert!(super::is_proxy_log(
+        "2023-11-14T22:13:19.000000Z\tinfo\tEnvoy proxy is ready"
+    ));
+    assert!(super::is_proxy_log(
+        "[pod/a-1/istio-proxy] [2023-11-14 22:13:19.001][15][info][main] ok"
+    ));
+    assert!(!super::is_proxy_log(ROWS[0].line));
     for line in [
         "2023-11-14T22:13:19.000000Z\tinfo\tEnvoy proxy is ready",
         r#"{"level":"info","msg":"starting"}"#,
@@ -545,18 +552,26 @@ fn read_lines_counts_samples_and_survives_garbage() {
     let mut input = Vec::new();
     input.extend_from_slice(ROWS[0].line.as_bytes());
     input.extend_from_slice(b"\n\ninfo starting\n\xff\xfe 503 UH\n");
+    input.extend_from_slice(b"2023-11-14T22:13:19.000000Z\tinfo\txdsproxy\tconnected\n");
+    input.extend_from_slice(
+        b"[2023-11-14 22:13:19.001][15][warning][config] [source/x.cc:1] gone\n",
+    );
     input.extend_from_slice(&vec![b'x'; 1 << 20]);
     input.extend_from_slice(b"\n");
     let mut records = Vec::new();
     let report =
         super::read_lines(&input[..], &LogReader::new(), |line| records.push(line)).unwrap();
-    assert_eq!(report.lines, 4);
+    assert_eq!(report.lines, 6);
     assert_eq!(report.read, 2, "{report:?}");
     assert_eq!(report.salvaged, 1);
     assert_eq!(report.unreadable, 2);
+    assert_eq!(report.proxy_log, 2);
     assert_eq!(report.samples[0], "info starting");
-    assert!(report.samples[1].chars().count() <= 121);
+    assert!(report.samples[1].starts_with("2023-11-14T22:13:19.000000Z"));
     let warning = report.warning("x.log").unwrap();
-    assert!(warning.starts_with("x.log: 2 of 4 lines"), "{warning}");
+    assert!(
+        warning.starts_with("x.log: 4 of 6 lines are not access-log entries (skipped): 2 of the proxy's own log, 2 unreadable"),
+        "{warning}"
+    );
     assert_eq!(records[1].record.response_flags, UH);
 }
