@@ -255,13 +255,11 @@ impl LogReader {
         if best.era.is_some_and(|era| era.predates_nc) && !best.tied_with_modern {
             unknown |= field::bit(RecordField::NcFlag);
         }
-        let name = best.era.map_or(ORIGIN_CUSTOM.to_owned(), |era| {
-            format!("access-log:{}", era.name)
-        });
+        let name = best.era.map_or(ORIGIN_CUSTOM, |era| era.origin);
         let origin = if best.fit == Fit::Cut || cut {
             format!("{name} (cut)")
         } else {
-            name
+            name.to_owned()
         };
         finish_line(record, unknown, origin, &text[..best.start])
     }
@@ -315,7 +313,17 @@ fn consider<'a>(
                 best.tied_with_modern = true;
             }
         }
-        _ => {
+        Some(best) => {
+            // Reuse the buffer: most lines have one match, some a cut one and then a whole one.
+            best.values.clear();
+            best.values.extend_from_slice(values);
+            best.era = era;
+            best.fit = matched.fit;
+            best.rest = matched.rest;
+            best.start = start;
+            best.tied_with_modern = false;
+        }
+        None => {
             *best = Some(Best {
                 era,
                 fit: matched.fit,

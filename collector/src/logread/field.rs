@@ -234,7 +234,18 @@ impl Field {
     /// and the names users give them (`status`, `response_flag`, `status_details`, `upstream`…),
     /// compared as lowercase snake case.
     pub(crate) fn of_key(key: &str) -> Field {
-        match normalise_key(key).as_str() {
+        // Most keys already are lowercase snake case (Istio's are): no copy for those.
+        let normalised;
+        let key = if key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            key
+        } else {
+            normalised = normalise_key(key);
+            normalised.as_str()
+        };
+        match key {
             "start_time" | "timestamp" | "time" | "start" | "ts" | "request_start_time" => {
                 Field::StartTime
             }
