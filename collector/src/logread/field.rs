@@ -487,30 +487,11 @@ fn trace_id(value: &str) -> &str {
 
 /// `%GRPC_STATUS%` is a name (`UNAVAILABLE`), a number, or (Envoy ≥ 1.28) a camel-case name.
 pub(crate) fn grpc_status(value: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
     if let Ok(number) = value.parse::<u32>() {
         return (number <= 16).then_some(number);
     }
     let snake = normalise_key(value);
-    NAMES
+    crate::decode::GRPC_STATUS_NAMES
         .iter()
         .position(|name| name.eq_ignore_ascii_case(&snake))
         .and_then(|i| u32::try_from(i).ok())
