@@ -257,7 +257,7 @@ impl LogReader {
         }
         let name = best.era.map_or(ORIGIN_CUSTOM, |era| era.origin);
         let origin = if best.fit == Fit::Cut || cut {
-            format!("{name} (cut)")
+            format!("{name}{CUT_SUFFIX}")
         } else {
             name.to_owned()
         };
@@ -433,6 +433,8 @@ pub struct ReadReport {
     /// `…Z<TAB>info<TAB>…`): `kubectl logs -c istio-proxy` interleaves them; not access-log
     /// entries, and not unreadable either.
     pub proxy_log: u64,
+    /// Lines that were the wrapped rest of the line before them (read together with it).
+    pub joined: u64,
     /// The first few skipped lines (unreadable or the proxy's own), shortened.
     pub samples: Vec<String>,
     /// Records per origin (`access-log:istio-1.9`, …).
@@ -500,6 +502,19 @@ pub fn read_lines(
 ) -> std::io::Result<ReadReport> {
     let mut report = ReadReport::default();
     let mut buffer = Vec::new();
+    // A line read as cut, held back one line: the next may be its wrapped rest.
+    let mut held: Option<(String, LogLine)> = None;
+    let mut emit = |report: &mut ReadReport, read: LogLine| {
+        report.read += 1;
+        if read.record.origin == ORIGIN_SALVAGED {
+            report.salvaged += 1;
+        }
+        *report
+            .by_origin
+            .entry(read.record.origin.clone())
+            .or_default() += 1;
+        each(read);
+    };
     while next_line(&mut input, &mut buffer)? {
         let line = String::from_utf8_lossy(&buffer);
         let line = line.trim();
@@ -507,6 +522,14 @@ pub fn read_lines(
             continue;
         }
         report.lines += 1;
+        if let Some((head, cut)) = held.take() {
+            if let Some(whole) = rejoin(reader, &head, line) {
+                report.joined += 1;
+                emit(&mut report, whole);
+                continue;
+            }
+            emit(&mut report, cut);
+        }
         if is_proxy_log(line) {
             report.proxy_log += 1;
             if report.samples.len() < MAX_SAMPLES {
@@ -515,17 +538,10 @@ pub fn read_lines(
             continue;
         }
         match reader.read_line(line) {
-            Ok(read) => {
-                report.read += 1;
-                if read.record.origin == ORIGIN_SALVAGED {
-                    report.salvaged += 1;
-                }
-                *report
-                    .by_origin
-                    .entry(read.record.origin.clone())
-                    .or_default() += 1;
-                each(read);
+            Ok(read) if read.record.origin.ends_with(CUT_SUFFIX) => {
+                held = Some((line.to_owned(), read));
             }
+            Ok(read) => emit(&mut report, read),
             Err(_) => {
                 report.unreadable += 1;
                 if report.samples.len() < MAX_SAMPLES {
@@ -534,7 +550,28 @@ pub fn read_lines(
             }
         }
     }
+    if let Some((_, cut)) = held {
+        emit(&mut report, cut);
+    }
     Ok(report)
+}
+
+/// `origin` suffix of a record whose line ended before its format did.
+const CUT_SUFFIX: &str = " (cut)";
+
+/// The record of a line wrapped in two (a terminal's or a chat's hard wrap, cut anywhere, even
+/// inside a word): `head` read as cut and `tail` not a line of its own; `None` unless together
+/// they make a whole line of a known format.
+fn rejoin(reader: &LogReader, head: &str, tail: &str) -> Option<LogLine> {
+    if tail.starts_with('[') || tail.starts_with('{') || is_proxy_log(tail) {
+        return None;
+    }
+    ["", " "].iter().find_map(|separator| {
+        let joined = format!("{head}{separator}{tail}");
+        reader.read_line(&joined).ok().filter(|read| {
+            !read.record.origin.ends_with(CUT_SUFFIX) && read.record.origin != ORIGIN_SALVAGED
+        })
+    })
 }
 
 /// The next line into `buffer` (without its newline), at most [`MAX_LINE_BYTES`] of it; false at
