@@ -377,9 +377,8 @@ fn direction_of(record: &DecisionRecord) -> Direction {
 
 /// Where `[<digit>` opens a start time.
 fn time_start(text: &str) -> Option<usize> {
-    text.match_indices('[')
-        .map(|(i, _)| i)
-        .find(|&i| text.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit))
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'[', bytes).find(|&i| bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
 }
 
 /// Where `"METHOD ` or `"- ` opens a request line.

@@ -451,7 +451,10 @@ pub(crate) fn parse_millis(value: &str) -> Option<u64> {
 }
 
 fn strip_query(path: &str) -> &str {
-    path.split('?').next().unwrap_or("")
+    match memchr::memchr(b'?', path.as_bytes()) {
+        Some(at) => &path[..at],
+        None => path,
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
