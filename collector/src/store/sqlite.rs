@@ -1,0 +1,782 @@
+//! The durable store: one SQLite file under `--data-dir`, so history survives a restart.
+//!
+//! Every Push is one transaction (records, counter deltas and the instance's applied sequence
+//! numbers together), and the aggregator acknowledges the Push only after `apply_push`
+//! returned, i.e. after COMMIT. The file is in WAL mode with `synchronous=NORMAL`: a commit is
+//! a `write()` of the WAL frames into the kernel's page cache without an fsync, so a process
+//! killed with SIGKILL (or OOM-killed) loses nothing it acknowledged, because the kernel still
+//! writes those pages out; a power loss or kernel crash can lose the last commits (never
+//! corrupt the file). `synchronous=FULL` would fsync the WAL on every commit and cost a disk
+//! flush per Push; the filter buffers and retries what was not acknowledged anyway, so the
+//! collector's job is to survive its own death, which NORMAL does.
+//!
+//! Reads: the newest `max_records` records are also held in a [`MemoryStore`] (rebuilt from the
+//! file at startup), which answers explain, counters and proxies exactly as the memory store
+//! does, so explain stays as fast and as bounded as before; record listings that reach past
+//! what memory holds read the file. Retention (age, size) deletes the oldest rows in small
+//! steps from [`Store::maintain`], never in one long delete.
+//!
+//! One process owns the file: it is opened in SQLite's exclusive locking mode, so a second
+//! collector on the same directory fails at startup instead of interleaving sequence numbers.
+
+mod codec;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use meshwhy_proto::v1::{Counter, ProxyIdentity};
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+pub use self::codec::CorruptRecord;
+use self::codec::{Encoded, Strings};
+use super::memory::{CounterKey, ProxyState, PushPlan};
+use super::sequence::SequenceWindow;
+use super::{
+    CounterFilter, CounterTotal, ExplainAnswer, ExplainQuery, MemoryStore, ProxyReport, PushBatch,
+    PushOutcome, RecordFilter, RecordPage, Store, StoreError, StoreStats, StoredRecord,
+};
+
+/// The database file's name inside the data directory.
+pub const FILE_NAME: &str = "meshwhy.db";
+
+/// Rows deleted per retention step: a few milliseconds of work, so a Push queued behind a step
+/// waits no longer than behind a large batch.
+const RETENTION_STEP_ROWS: usize = 2_000;
+
+/// Width of a counter bucket (the memory store's, so both window counters alike).
+const BUCKET_NANOS: u64 = 60 * 1_000_000_000;
+
+/// How long and how much the file keeps; `None` keeps everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Records and counter buckets older than this (by arrival) are deleted.
+    pub max_age_nanos: Option<u64>,
+    /// Oldest records are deleted while the data in the file exceeds this many bytes.
+    pub max_bytes: Option<u64>,
+}
+
+/// Why the durable store could not open its file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreOpenError {
+    /// The data directory could not be created.
+    #[error("create data directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was written by a newer collector.
+    #[error(
+        "{} has store schema version {found}, newer than the {supported} this meshwhy-collector supports: run the newer collector, or point --data-dir (env MESHWHY_DATA_DIR) at another directory",
+        path.display()
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// Another process holds the file.
+    #[error("{} is in use by another process (another meshwhy-collector on the same --data-dir?)", path.display())]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// SQLite failed.
+    #[error("open store {}: {source}", path.display())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored row could not be read back.
+    #[error("read store {}: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: CorruptRecord,
+    },
+}
+
+impl StoreOpenError {
+    /// Whether the user must change a setting (exit 64) rather than the file being unusable.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::NewerSchema { .. } | Self::InUse { .. } | Self::CreateDir { .. }
+        )
+    }
+}
+
+/// An SQLite error while opening `path`; a lock held elsewhere is [`StoreOpenError::InUse`].
+fn open_error(path: &Path, source: rusqlite::Error) -> StoreOpenError {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreOpenError::InUse {
+                path: path.to_owned(),
+            }
+        }
+        _ => StoreOpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError(Box::new(error))
+}
+
+/// The durable store (see the module documentation).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    memory: MemoryStore,
+    retention: Retention,
+    dictionaries: Dictionaries,
+    /// Id the next record gets. Records only ever leave from the oldest end, so the ids held
+    /// are `next_id - rows .. next_id` and memory holds the newest `memory.len()` of them.
+    next_id: i64,
+    /// Records in the file.
+    rows: u64,
+    /// Records deleted by retention since start.
+    deleted: u64,
+}
+
+/// In-memory copies of the small tables, so ingest looks ids up without a query.
+#[derive(Debug)]
+struct Dictionaries {
+    strings: Strings,
+    /// Identities by instance, with their row ids (an instance has more than one only when its
+    /// identity changed).
+    identities: HashMap<String, Vec<(Arc<ProxyIdentity>, i64)>>,
+    by_id: HashMap<i64, Arc<ProxyIdentity>>,
+    next_identity: i64,
+    /// Counter key → (row id, the latest counter as stored, count 0).
+    counter_keys: HashMap<CounterKey, (i64, Vec<u8>)>,
+    next_counter_key: i64,
+}
+
+impl Dictionaries {
+    fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let mut statement = conn.prepare("SELECT id, value FROM strings")?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(u64, String)>>>()?;
+        let strings = Strings::load(rows);
+
+        let mut identities: HashMap<String, Vec<(Arc<ProxyIdentity>, i64)>> = HashMap::new();
+        let mut by_id = HashMap::new();
+        let mut next_identity = 1;
+        let mut statement = conn.prepare("SELECT id, body FROM identities ORDER BY id")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let body: Vec<u8> = row.get(1)?;
+            // An identity that does not parse is kept as an empty one: its records still load.
+            let identity = Arc::new(ProxyIdentity::decode(body.as_slice()).unwrap_or_default());
+            identities
+                .entry(identity.instance_id.clone())
+                .or_default()
+                .push((Arc::clone(&identity), id));
+            by_id.insert(id, identity);
+            next_identity = next_identity.max(id + 1);
+        }
+
+        let mut counter_keys = HashMap::new();
+        let mut next_counter_key = 1;
+        let mut statement = conn.prepare(
+            "SELECT id, namespace, workload, pod, route_name, cluster, response_code, latest
+             FROM counter_keys",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let key = CounterKey {
+                namespace: row.get(1)?,
+                workload: row.get(2)?,
+                pod: row.get(3)?,
+                route_name: row.get(4)?,
+                cluster: row.get(5)?,
+                response_code: row.get(6)?,
+            };
+            counter_keys.insert(key, (id, row.get(7)?));
+            next_counter_key = next_counter_key.max(id + 1);
+        }
+        Ok(Self {
+            strings,
+            identities,
+            by_id,
+            next_identity,
+            counter_keys,
+            next_counter_key,
+        })
+    }
+
+    /// The row id of `identity`, inserting a row the first time it is seen.
+    fn identity_id(
+        &mut self,
+        tx: &Transaction<'_>,
+        identity: &Arc<ProxyIdentity>,
+    ) -> rusqlite::Result<i64> {
+        let known = self
+            .identities
+            .entry(identity.instance_id.clone())
+            .or_default();
+        if let Some((_, id)) = known.iter().find(|(have, _)| **have == **identity) {
+            return Ok(*id);
+        }
+        let id = self.next_identity;
+        tx.prepare_cached("INSERT INTO identities (id, instance_id, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, identity.instance_id, identity.encode_to_vec()])?;
+        self.next_identity += 1;
+        known.push((Arc::clone(identity), id));
+        self.by_id.insert(id, Arc::clone(identity));
+        Ok(id)
+    }
+
+    /// The row id of a counter key, storing the counter's provenance as the key's latest.
+    fn counter_key_id(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: CounterKey,
+        counter: &Counter,
+    ) -> rusqlite::Result<i64> {
+        let latest = Counter {
+            count: 0,
+            ..counter.clone()
+        }
+        .encode_to_vec();
+        if let Some((id, stored)) = self.counter_keys.get_mut(&key) {
+            if *stored != latest {
+                tx.prepare_cached("UPDATE counter_keys SET latest = ?2 WHERE id = ?1")?
+                    .execute(params![*id, latest])?;
+                *stored = latest;
+            }
+            return Ok(*id);
+        }
+        let id = self.next_counter_key;
+        tx.prepare_cached(
+            "INSERT INTO counter_keys
+             (id, namespace, workload, pod, route_name, cluster, response_code, latest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            id,
+            key.namespace,
+            key.workload,
+            key.pod,
+            key.route_name,
+            key.cluster,
+            key.response_code,
+            latest
+        ])?;
+        self.next_counter_key += 1;
+        self.counter_keys.insert(key, (id, latest));
+        Ok(id)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/meshwhy.db`, migrates it, and loads what memory serves.
+    pub fn open(
+        dir: &Path,
+        max_records: usize,
+        retention: Retention,
+    ) -> Result<Self, StoreOpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreOpenError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let sqlite = |source| open_error(&path, source);
+        let mut conn = Connection::open(&path).map_err(sqlite)?;
+        // Exclusive before WAL: the lock is taken at the first access below and held until the
+        // process ends (the kernel drops it even on SIGKILL), and no shared-memory index is
+        // needed. Incremental auto-vacuum must be chosen before the first table exists.
+        conn.busy_timeout(std::time::Duration::ZERO)
+            .map_err(sqlite)?;
+        conn.execute_batch(
+            "PRAGMA locking_mode = EXCLUSIVE;
+             PRAGMA auto_vacuum = INCREMENTAL;",
+        )
+        .map_err(sqlite)?;
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(sqlite)?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            tracing::warn!(journal, "the store file could not switch to WAL mode");
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL;
+             PRAGMA journal_size_limit = 67108864;
+             PRAGMA cache_size = -65536;
+             BEGIN EXCLUSIVE; COMMIT;",
+        )
+        .map_err(sqlite)?;
+        schema::migrate(&mut conn, &path)?;
+        let dictionaries = Dictionaries::load(&conn).map_err(sqlite)?;
+        let mut store = Self {
+            conn,
+            path: path.clone(),
+            memory: MemoryStore::new(max_records),
+            retention,
+            dictionaries,
+            next_id: 1,
+            rows: 0,
+            deleted: 0,
+        };
+        store.load().map_err(|error| match error {
+            LoadError::Sqlite(source) => sqlite(source),
+            LoadError::Corrupt(source) => StoreOpenError::Corrupt {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        tracing::info!(
+            path = %path.display(),
+            records = store.rows,
+            loaded = store.memory.len(),
+            proxies = store.memory.stats().proxies,
+            "store opened"
+        );
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rebuilds the memory side from the file.
+    fn load(&mut self) -> Result<(), LoadError> {
+        let by_id = &self.dictionaries.by_id;
+        let identity = |id: i64| {
+            by_id
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(ProxyIdentity::default()))
+        };
+
+        let mut statement = self.conn.prepare(
+            "SELECT identity, contiguous, above, abandoned, batches, records, dropped_records,
+                    dropped_counter_keys, last_seen FROM proxies",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let above: Vec<u8> = row.get(2)?;
+            let mut bytes = above.as_slice();
+            let above = std::iter::from_fn(|| codec::varint(&mut bytes)).collect::<Vec<_>>();
+            self.memory.restore_proxy(ProxyState {
+                identity: identity(row.get(0)?),
+                window: SequenceWindow::from_parts(
+                    row.get::<_, i64>(1)? as u64,
+                    above,
+                    row.get::<_, i64>(3)? as u64,
+                ),
+                batches: row.get::<_, i64>(4)? as u64,
+                records: row.get::<_, i64>(5)? as u64,
+                dropped_records: row.get::<_, i64>(6)? as u64,
+                dropped_counter_keys: row.get::<_, i64>(7)? as u64,
+                last_seen_unix_nanos: row.get::<_, i64>(8)? as u64,
+            });
+        }
+        drop(rows);
+        drop(statement);
+
+        let mut buckets: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+        let mut statement = self
+            .conn
+            .prepare("SELECT minute, key, count FROM counter_buckets ORDER BY minute")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let (minute, key, count): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            buckets
+                .entry(key)
+                .or_default()
+                .push((minute as u64, count as u64));
+        }
+        drop(rows);
+        drop(statement);
+        for (key, (id, latest)) in &self.dictionaries.counter_keys {
+            if let Some(buckets) = buckets.remove(id) {
+                let latest = Counter::decode(latest.as_slice()).unwrap_or_default();
+                self.memory.restore_counter(key.clone(), latest, buckets);
+            }
+        }
+
+        let (rows, max_id): (i64, Option<i64>) =
+            self.conn
+                .query_row("SELECT count(*), max(id) FROM records", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+        self.rows = rows as u64;
+        self.next_id = max_id.unwrap_or(0) + 1;
+        let load = self.rows.min(self.memory.max_records() as u64);
+        let first_loaded = self.next_id - load as i64;
+        if load < self.rows {
+            let until: Option<i64> = self.conn.query_row(
+                "SELECT max(start) FROM records WHERE id < ?1",
+                [first_loaded],
+                |row| row.get(0),
+            )?;
+            self.memory
+                .restore_unloaded(self.rows - load, until.unwrap_or(0) as u64);
+        }
+        let mut statement = self.conn.prepare(
+            "SELECT identity, received, strings, body FROM records WHERE id >= ?1 ORDER BY id",
+        )?;
+        let mut rows = statement.query([first_loaded])?;
+        while let Some(row) = rows.next()? {
+            let strings = row.get_ref(2)?.as_blob()?;
+            let body = row.get_ref(3)?.as_blob()?;
+            let record = codec::decode(strings, body, &self.dictionaries.strings)?;
+            let proxy = identity(row.get(0)?);
+            self.memory
+                .restore_record(&proxy, record, row.get::<_, i64>(1)? as u64);
+        }
+        Ok(())
+    }
+
+    /// Writes one planned batch in one transaction; returns how many records it stored.
+    fn write(
+        &mut self,
+        batch: &mut PushBatch,
+        plan: &PushPlan,
+        now_unix_nanos: u64,
+    ) -> rusqlite::Result<()> {
+        let Self {
+            conn,
+            dictionaries,
+            next_id,
+            ..
+        } = self;
+        let tx = conn.transaction()?;
+        let identity = dictionaries.identity_id(&tx, &plan.identity)?;
+        let state_identity = dictionaries.identity_id(&tx, &plan.state.identity)?;
+        {
+            let mut new_strings = Vec::new();
+            let mut encoded = Encoded::default();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO records (id, identity, received, start, code, flags, request, strings, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut insert_string =
+                tx.prepare_cached("INSERT INTO strings (id, value) VALUES (?1, ?2)")?;
+            let mut id = *next_id;
+            for record in &mut batch.records {
+                codec::encode(
+                    record,
+                    &mut dictionaries.strings,
+                    &mut new_strings,
+                    &mut encoded,
+                );
+                for (string_id, value) in new_strings.drain(..) {
+                    insert_string.execute(params![string_id as i64, value])?;
+                }
+                insert.execute(params![
+                    id,
+                    identity,
+                    now_unix_nanos as i64,
+                    record.start_time_unix_nanos as i64,
+                    record.response_code,
+                    record.response_flags as i64,
+                    crate::explain::request_hash(&record.request_id) as i64,
+                    encoded.strings,
+                    encoded.body,
+                ])?;
+                id += 1;
+            }
+        }
+        {
+            let minute = (now_unix_nanos - now_unix_nanos % BUCKET_NANOS) as i64;
+            for counter in &batch.counters {
+                let key = CounterKey::of(&plan.identity, counter);
+                let key = dictionaries.counter_key_id(&tx, key, counter)?;
+                tx.prepare_cached(
+                    "INSERT INTO counter_buckets (minute, key, count) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (minute, key) DO UPDATE SET count = count + excluded.count",
+                )?
+                .execute(params![minute, key, counter.count as i64])?;
+            }
+        }
+        let state = &plan.state;
+        let (contiguous, above, abandoned) = state.window.parts();
+        let mut above_bytes = Vec::new();
+        for sequence in above {
+            codec::put_varint(&mut above_bytes, sequence);
+        }
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO proxies (instance_id, identity, contiguous, above, abandoned,
+                batches, records, dropped_records, dropped_counter_keys, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            state.identity.instance_id,
+            state_identity,
+            contiguous as i64,
+            above_bytes,
+            abandoned as i64,
+            state.batches as i64,
+            state.records as i64,
+            state.dropped_records as i64,
+            state.dropped_counter_keys as i64,
+            state.last_seen_unix_nanos as i64,
+        ])?;
+        tx.commit()
+    }
+
+    /// Deletes the oldest records while `old(received)` holds, at most one step's worth;
+    /// returns how many went. The memory side drops the same records.
+    fn delete_oldest(&mut self, old: impl Fn(u64) -> bool) -> rusqlite::Result<usize> {
+        let first = self.next_id - self.rows as i64;
+        let mut bound = first;
+        {
+            let mut statement = self
+                .conn
+                .prepare_cached("SELECT id, received FROM records ORDER BY id LIMIT ?1")?;
+            let mut rows = statement.query([RETENTION_STEP_ROWS as i64])?;
+            while let Some(row) = rows.next()? {
+                let (id, received): (i64, i64) = (row.get(0)?, row.get(1)?);
+                if !old(received as u64) {
+                    break;
+                }
+                bound = id + 1;
+            }
+        }
+        if bound == first {
+            return Ok(0);
+        }
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM records WHERE id < ?1")?
+            .execute([bound])?;
+        self.rows -= deleted as u64;
+        self.deleted += deleted as u64;
+        // Memory holds ids `next_id - memory.len() ..`; evict those now gone.
+        let memory_first = self.next_id - self.memory.len() as i64;
+        self.memory
+            .evict_oldest(usize::try_from(bound - memory_first).unwrap_or(0));
+        Ok(deleted)
+    }
+
+    /// Bytes of data in the main file (free pages excluded), and the file's size.
+    fn sizes(&self) -> rusqlite::Result<(u64, u64)> {
+        let pragma = |name: &str| -> rusqlite::Result<u64> {
+            self.conn
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0))
+                .map(|value| value as u64)
+        };
+        let (pages, free, size) = (
+            pragma("page_count")?,
+            pragma("freelist_count")?,
+            pragma("page_size")?,
+        );
+        Ok(((pages - free.min(pages)) * size, pages * size))
+    }
+
+    fn step_retention(&mut self, now_unix_nanos: u64) -> rusqlite::Result<bool> {
+        let mut more = false;
+        if let Some(age) = self.retention.max_age_nanos {
+            let cutoff = now_unix_nanos.saturating_sub(age);
+            let deleted = self.delete_oldest(|received| received < cutoff)?;
+            more |= deleted == RETENTION_STEP_ROWS;
+            // One minute of buckets per step; a minute is gone once it ended by the cutoff.
+            let oldest: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT minute FROM counter_buckets ORDER BY minute LIMIT 1")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            if let Some(minute) = oldest
+                && (minute as u64).saturating_add(BUCKET_NANOS) <= cutoff
+            {
+                self.conn
+                    .prepare_cached("DELETE FROM counter_buckets WHERE minute = ?1")?
+                    .execute([minute])?;
+                more = true;
+            }
+            self.memory.forget_counts_before(cutoff);
+        }
+        if let Some(max_bytes) = self.retention.max_bytes {
+            let (used, file) = self.sizes()?;
+            if used > max_bytes && self.delete_oldest(|_| true)? > 0 {
+                more = true;
+            }
+            if file > max_bytes {
+                // Give free pages back to the file system, a bounded number per step.
+                self.conn.execute_batch("PRAGMA incremental_vacuum(2048)")?;
+            }
+        }
+        Ok(more)
+    }
+}
+
+/// Why loading the file into memory failed.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Corrupt(#[from] codec::CorruptRecord),
+}
+
+impl Store for SqliteStore {
+    fn apply_push(
+        &mut self,
+        mut batch: PushBatch,
+        now_unix_nanos: u64,
+    ) -> Result<PushOutcome, StoreError> {
+        let Some(plan) = self.memory.plan_push(&batch, now_unix_nanos) else {
+            return Ok(PushOutcome { duplicate: true });
+        };
+        let count = batch.records.len();
+        if let Err(error) = self.write(&mut batch, &plan, now_unix_nanos) {
+            // The transaction rolled back; the dictionaries may hold ids it would have stored.
+            if let Ok(dictionaries) = Dictionaries::load(&self.conn) {
+                self.dictionaries = dictionaries;
+            }
+            return Err(backend(error));
+        }
+        self.next_id += count as i64;
+        self.rows += count as u64;
+        self.memory.commit_push(plan, batch, now_unix_nanos);
+        Ok(PushOutcome { duplicate: false })
+    }
+
+    fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
+        // Memory answers exactly when it holds every record the filter can match.
+        if self.memory.len() as u64 == self.rows
+            || filter
+                .since_unix_nanos
+                .is_some_and(|since| self.memory.records_complete_since(since))
+        {
+            return self.memory.list_records(filter, limit);
+        }
+        self.list_from_file(filter, limit).map_err(backend)
+    }
+
+    fn list_counters(&self, filter: &CounterFilter) -> Result<Vec<CounterTotal>, StoreError> {
+        self.memory.list_counters(filter)
+    }
+
+    fn list_proxies(&self) -> Result<Vec<ProxyReport>, StoreError> {
+        self.memory.list_proxies()
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            records: self.rows,
+            evicted_records: self.deleted,
+            proxies: self.memory.stats().proxies,
+        }
+    }
+
+    fn maintain(&mut self, now_unix_nanos: u64) -> Result<bool, StoreError> {
+        self.step_retention(now_unix_nanos).map_err(backend)
+    }
+
+    /// Over the records memory holds (the newest `max_records`), like the memory store: its
+    /// window is marked incomplete when older records exist only in the file.
+    fn explain(&self, query: &ExplainQuery) -> Result<ExplainAnswer, StoreError> {
+        self.memory.explain(query)
+    }
+}
+
+impl SqliteStore {
+    /// A record listing read from the file (newest arrivals first, like memory's scan).
+    fn list_from_file(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, ListError> {
+        let mut sql = String::from(
+            "SELECT identity, received, strings, body FROM records WHERE (flags & ?1) = ?1",
+        );
+        let mut values: Vec<i64> = vec![filter.flags_all as i64];
+        if let Some(code) = filter.response_code {
+            values.push(i64::from(code));
+            sql.push_str(&format!(" AND code = ?{}", values.len()));
+        }
+        if let Some(since) = filter.since_unix_nanos {
+            values.push(since as i64);
+            sql.push_str(&format!(" AND start >= ?{}", values.len()));
+        }
+        if let Some(id) = &filter.request_id {
+            values.push(crate::explain::request_hash(id) as i64);
+            sql.push_str(&format!(" AND request = ?{}", values.len()));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut page = RecordPage::default();
+        let empty = Arc::new(ProxyIdentity::default());
+        while let Some(row) = rows.next()? {
+            let proxy = self
+                .dictionaries
+                .by_id
+                .get(&row.get::<_, i64>(0)?)
+                .unwrap_or(&empty);
+            let sender =
+                |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+            if !(sender(&filter.namespace, &proxy.namespace)
+                && sender(&filter.workload, &proxy.workload)
+                && sender(&filter.pod, &proxy.pod))
+            {
+                continue;
+            }
+            if page.records.len() >= limit && filter.request_id.is_none() {
+                page.truncated += 1;
+                continue;
+            }
+            let strings = row.get_ref(2)?.as_blob()?;
+            let body = row.get_ref(3)?.as_blob()?;
+            let record = codec::decode(strings, body, &self.dictionaries.strings)?;
+            if !filter.matches(proxy, &record) {
+                continue;
+            }
+            if page.records.len() < limit {
+                page.records.push(StoredRecord {
+                    record,
+                    proxy: Arc::clone(proxy),
+                    received_unix_nanos: row.get::<_, i64>(1)? as u64,
+                });
+            } else {
+                page.truncated += 1;
+            }
+        }
+        page.records.sort_by(|a, b| {
+            b.record
+                .start_time_unix_nanos
+                .cmp(&a.record.start_time_unix_nanos)
+        });
+        Ok(page)
+    }
+}
+
+/// Why a listing from the file failed.
+#[derive(Debug, thiserror::Error)]
+enum ListError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    FromSql(#[from] rusqlite::types::FromSqlError),
+    #[error(transparent)]
+    Corrupt(#[from] codec::CorruptRecord),
+}
+
+impl From<rusqlite::types::FromSqlError> for LoadError {
+    fn from(error: rusqlite::types::FromSqlError) -> Self {
+        Self::Sqlite(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests;
