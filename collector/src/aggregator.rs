@@ -21,6 +21,9 @@ use crate::store::{
 /// ingest never waits for a follower.
 pub const OBSERVE_BUFFER: usize = 4096;
 
+/// How often the aggregator gives the store a step of upkeep (retention) when none is pending.
+pub const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A newly stored record as published to followers.
 pub type Published = Arc<StoredRecord>;
 
@@ -211,12 +214,22 @@ async fn run<S: Store>(
     published: broadcast::Sender<Published>,
 ) {
     let mut evicted = 0;
+    let mut upkeep = tokio::time::interval(MAINTAIN_EVERY);
+    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The store said more upkeep is due: one step per turn, after any waiting push.
+    let mut upkeep_pending = false;
     loop {
+        // Once every handle is gone only upkeep would keep the loop alive: stop it then, so the
+        // task ends after the last queued command (the `else` below).
+        let open = !(pushes.is_closed() && queries.is_closed());
         tokio::select! {
             // Queries first: a flood of pushes must not starve someone debugging an outage.
             biased;
             _ = &mut stop => break,
             Some(query) = queries.recv() => answer(&store, query, &published),
+            // A tick is due at most once a second and a step is small: ahead of pushes so a
+            // flood of them cannot postpone retention forever.
+            _ = upkeep.tick(), if open => upkeep_pending = maintain(&mut store, &clock),
             Some(PushCommand { batch, reply }) = pushes.recv() => {
                 // Copies only while someone follows.
                 let copy = (published.receiver_count() > 0)
@@ -247,10 +260,25 @@ async fn run<S: Store>(
                     evicted = stats.evicted_records;
                 }
             }
+            () = std::future::ready(()), if upkeep_pending && open => {
+                upkeep_pending = maintain(&mut store, &clock);
+            }
             else => break,
         }
     }
     tracing::debug!("aggregator stopped");
+}
+
+/// One step of store upkeep; whether another is due right away. A failure is logged and
+/// retried at the next tick (ingest goes on: retention running late loses nothing).
+fn maintain<S: Store>(store: &mut S, clock: &Clock) -> bool {
+    match store.maintain(clock()) {
+        Ok(more) => more,
+        Err(error) => {
+            tracing::warn!(%error, "store upkeep failed; retrying at the next tick");
+            false
+        }
+    }
 }
 
 fn answer<S: Store>(store: &S, query: QueryCommand, published: &broadcast::Sender<Published>) {

@@ -4,11 +4,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::path::PathBuf;
+
 use meshwhy_collector::config::{
-    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting,
+    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting, StoreKind,
 };
 use meshwhy_collector::logging;
-use meshwhy_collector::store::MemoryStore;
+use meshwhy_collector::store::{MemoryStore, Retention, SqliteStore, Store};
 use tokio::net::TcpListener;
 
 /// Exit code (sysexits EX_USAGE) for bad flags, environment or an unusable address.
@@ -34,12 +36,44 @@ struct Args {
     /// Push batches that may wait for the aggregator before pushes get RESOURCE_EXHAUSTED.
     #[arg(long, env = "MESHWHY_QUEUE_CAPACITY", value_name = "N", default_value_t = config::DEFAULT_QUEUE_CAPACITY.to_string())]
     queue_capacity: String,
+
+    /// Where records are kept: memory (a restart forgets them) or sqlite (one file under
+    /// --data-dir; history survives restarts).
+    #[arg(
+        long,
+        env = "MESHWHY_STORE",
+        value_name = "memory|sqlite",
+        default_value = "memory"
+    )]
+    store: String,
+
+    /// Directory of the sqlite store's file (created if missing).
+    #[arg(long, env = "MESHWHY_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+
+    /// With --store sqlite: delete records and counts older than this (e.g. 24h, 7d; 0 keeps
+    /// everything).
+    #[arg(long, env = "MESHWHY_RETENTION", value_name = "DURATION", default_value = config::DEFAULT_RETENTION)]
+    retention: String,
+
+    /// With --store sqlite: delete the oldest records while the file holds more than this
+    /// (e.g. 2GiB, 500MB; 0 means no limit).
+    #[arg(long, env = "MESHWHY_MAX_DB_SIZE", value_name = "SIZE", default_value = config::DEFAULT_MAX_DB_SIZE)]
+    max_db_size: String,
+}
+
+/// Which store to open, and how.
+#[derive(Debug, Clone)]
+struct StoreSettings {
+    kind: StoreKind,
+    data_dir: PathBuf,
+    retention: Retention,
 }
 
 impl Args {
     /// Numbers and addresses are parsed here rather than by clap so that a bad value gives one
     /// line naming both the flag and its environment variable.
-    fn settings(&self) -> Result<(Addrs, CollectorConfig), ConfigError> {
+    fn settings(&self) -> Result<(Addrs, CollectorConfig, StoreSettings), ConfigError> {
         let addrs = Addrs {
             grpc: config::parse_listen_addr(&self.grpc_addr)?,
             metrics: config::parse_addr(METRICS_ADDR, &self.metrics_addr)?,
@@ -50,7 +84,16 @@ impl Args {
             ..CollectorConfig::default()
         };
         config.validate()?;
-        Ok((addrs, config))
+        let nonzero = |value: u64| (value > 0).then_some(value);
+        let store = StoreSettings {
+            kind: config::parse_store(&self.store)?,
+            data_dir: self.data_dir.clone(),
+            retention: Retention {
+                max_age_nanos: nonzero(config::parse_duration(config::RETENTION, &self.retention)?),
+                max_bytes: nonzero(config::parse_size(config::MAX_DB_SIZE, &self.max_db_size)?),
+            },
+        };
+        Ok((addrs, config, store))
     }
 }
 
@@ -77,7 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let (addrs, config) = match args.settings() {
+    let (addrs, config, store) = match args.settings() {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("meshwhy-collector: {error}");
@@ -92,7 +135,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(addrs, config))
+    runtime.block_on(serve(addrs, config, store))
 }
 
 /// Binds `addr` or says, in one line, which setting to change.
@@ -106,7 +149,30 @@ async fn bind(addr: SocketAddr, setting: Setting) -> Result<TcpListener, ExitCod
     })
 }
 
-async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
+/// Opens the configured store, or says in one line why not (exit 64 when a setting must change).
+fn open_store(
+    settings: &StoreSettings,
+    config: &CollectorConfig,
+) -> Result<Box<dyn Store>, ExitCode> {
+    match settings.kind {
+        StoreKind::Memory => Ok(Box::new(MemoryStore::new(config.max_records))),
+        StoreKind::Sqlite => {
+            match SqliteStore::open(&settings.data_dir, config.max_records, settings.retention) {
+                Ok(store) => Ok(Box::new(store)),
+                Err(error) => {
+                    eprintln!("meshwhy-collector: {error}");
+                    Err(if error.is_config() {
+                        ExitCode::from(EXIT_USAGE)
+                    } else {
+                        ExitCode::FAILURE
+                    })
+                }
+            }
+        }
+    }
+}
+
+async fn serve(addrs: Addrs, config: CollectorConfig, store: StoreSettings) -> ExitCode {
     let listener = match bind(addrs.grpc, GRPC_ADDR).await {
         Ok(listener) => listener,
         Err(code) => return code,
@@ -115,7 +181,10 @@ async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
         Ok(listener) => listener,
         Err(code) => return code,
     };
-    let store = MemoryStore::new(config.max_records);
+    let store = match open_store(&store, &config) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
     let served = meshwhy_collector::run_with_listeners(
         listener,
         Some(metrics_listener),

@@ -1,0 +1,268 @@
+//! The durable store through the real `meshwhy-collector` process: SIGKILL during ingest and a
+//! restart on the same data directory lose nothing acknowledged and double nothing retried; a
+//! file from a newer collector is refused with one line.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshwhy_proto::v1::ingest_client::IngestClient;
+use meshwhy_proto::v1::query_client::QueryClient;
+use meshwhy_proto::v1::{
+    DecisionRecord, Direction, ListProxiesRequest, ListRecordsRequest, ProxyIdentity, PushRequest,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const COLLECTOR: &str = env!("CARGO_BIN_EXE_meshwhy-collector");
+/// Upper bound for anything a test waits on: a hang fails the test instead of the CI job.
+const PATIENCE: Duration = Duration::from_secs(60);
+const RECORDS_PER_BATCH: u64 = 50;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("meshwhy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The collector binary on a free port with the sqlite store in `dir`; killed when dropped.
+fn collector(dir: &Path) -> Command {
+    let mut command = Command::new(COLLECTOR);
+    for var in [
+        "MESHWHY_GRPC_ADDR",
+        "MESHWHY_METRICS_ADDR",
+        "MESHWHY_MAX_RECORDS",
+        "MESHWHY_QUEUE_CAPACITY",
+        "MESHWHY_RETENTION",
+        "MESHWHY_MAX_DB_SIZE",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .args([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--store", "sqlite", "--data-dir"])
+        .arg(dir)
+        .env("MESHWHY_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the collector and returns it with its gRPC URL.
+async fn start(dir: &Path) -> (Child, String) {
+    let mut child = collector(dir).spawn().expect("the collector starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let address = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.expect("stderr reads") {
+            if let Some((_, rest)) = line.split_once("meshwhy-collector listening on ") {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the collector logged its address in time")
+    .expect("the collector exited without saying where it listens");
+    // Keep draining stderr so the collector never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{address}"))
+}
+
+fn request_id(sequence: u64, n: u64) -> String {
+    format!("{sequence:06}-{n:03}-aaaa-bbbb-0123456789ab")
+}
+
+fn push(sequence: u64) -> PushRequest {
+    PushRequest {
+        proxy: Some(ProxyIdentity {
+            instance_id: "vm-1".into(),
+            pod: "productpage-v1-7d9c".into(),
+            namespace: "shop".into(),
+            workload: "productpage-v1".into(),
+            ..Default::default()
+        }),
+        sequence,
+        records: (0..RECORDS_PER_BATCH)
+            .map(|n| DecisionRecord {
+                request_id: request_id(sequence, n),
+                start_time_unix_nanos: 1_700_000_000_000_000_000 + sequence * 1000 + n,
+                response_code: 503,
+                response_flags: 1 << 5,
+                direction: Direction::Outbound as i32,
+                cluster: "outbound|9080||reviews.shop.svc.cluster.local".into(),
+                response_code_details: "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}".into(),
+                path: format!("/reviews/{n}"),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Every stored request id, sorted.
+async fn stored_ids(url: &str) -> Vec<String> {
+    let mut query = QueryClient::connect(url.to_owned()).await.expect("connect");
+    let page = query
+        .list_records(ListRecordsRequest {
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .expect("list records")
+        .into_inner();
+    assert_eq!(page.truncated, 0);
+    let mut ids: Vec<String> = page
+        .records
+        .into_iter()
+        .filter_map(|stored| stored.record.map(|record| record.request_id))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn sigkill_during_ingest_loses_nothing_acknowledged_and_doubles_nothing() {
+    let dir = TempDir::new("store-kill");
+    let (mut child, url) = start(&dir.0).await;
+
+    // Push batches back to back until the collector dies under us.
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let pusher = {
+        let (acked, url) = (Arc::clone(&acked), url.clone());
+        tokio::spawn(async move {
+            let mut ingest = IngestClient::connect(url).await.expect("connect");
+            for sequence in 1.. {
+                match ingest.push(push(sequence)).await {
+                    Ok(response) => {
+                        assert!(!response.into_inner().duplicate);
+                        acked.lock().expect("not poisoned").push(sequence);
+                    }
+                    // The kill: this push may or may not have been committed.
+                    Err(_) => return sequence,
+                }
+            }
+            unreachable!("the collector is killed first")
+        })
+    };
+    tokio::time::timeout(PATIENCE, async {
+        while acked.lock().expect("not poisoned").len() < 20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("20 pushes acknowledged in time");
+    child.start_kill().expect("SIGKILL sent");
+    child.wait().await.expect("the collector died");
+    let failed = tokio::time::timeout(PATIENCE, pusher)
+        .await
+        .expect("the pusher noticed")
+        .expect("the pusher did not panic");
+    let acked = acked.lock().expect("not poisoned").clone();
+    assert!(acked.len() >= 20);
+    assert_eq!(acked, (1..failed).collect::<Vec<_>>());
+
+    // Restart on the same directory: every acknowledged record is there.
+    let (mut child, url) = start(&dir.0).await;
+    let ids = stored_ids(&url).await;
+    let expected: Vec<String> = (1..failed)
+        .flat_map(|sequence| (0..RECORDS_PER_BATCH).map(move |n| request_id(sequence, n)))
+        .collect();
+    let unacked: Vec<&String> = ids.iter().filter(|id| !expected.contains(id)).collect();
+    assert!(
+        ids.len() == expected.len() || ids.len() == expected.len() + RECORDS_PER_BATCH as usize,
+        "{} stored, {} acknowledged; extra {:?}",
+        ids.len(),
+        expected.len(),
+        unacked.first()
+    );
+    assert!(expected.iter().all(|id| ids.binary_search(id).is_ok()));
+
+    // The filter retries: an acknowledged batch is a duplicate, the one in flight at the
+    // kill is applied now unless it had been committed; nothing is doubled either way.
+    let mut ingest = IngestClient::connect(url.clone()).await.expect("connect");
+    let retried = ingest
+        .push(push(acked[5]))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert!(retried.duplicate, "an acknowledged sequence is a duplicate");
+    let in_flight = ingest.push(push(failed)).await.expect("retry").into_inner();
+    let committed_before_kill = ids.len() > expected.len();
+    assert_eq!(in_flight.duplicate, committed_before_kill);
+    let ids = stored_ids(&url).await;
+    assert_eq!(ids.len(), failed as usize * RECORDS_PER_BATCH as usize);
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "no record stored twice");
+
+    let mut query = QueryClient::connect(url).await.expect("connect");
+    let proxies = query
+        .list_proxies(ListProxiesRequest::default())
+        .await
+        .expect("list proxies")
+        .into_inner();
+    let proxy = &proxies.proxies[0];
+    assert_eq!(proxy.last_sequence, failed);
+    assert_eq!(proxy.missing_batches, 0);
+
+    child.start_kill().expect("SIGKILL sent");
+    child.wait().await.expect("the collector died");
+}
+
+#[tokio::test]
+async fn a_newer_schema_refuses_to_start_with_one_line() {
+    let dir = TempDir::new("store-newer");
+    let (mut child, _) = start(&dir.0).await;
+    child.start_kill().expect("SIGKILL sent");
+    child.wait().await.expect("the collector died");
+
+    let file = dir.0.join("meshwhy.db");
+    let conn = rusqlite::Connection::open(&file).expect("open the file");
+    conn.execute(
+        "INSERT INTO schema_version (version, applied_unix_nanos) VALUES (99, 0)",
+        [],
+    )
+    .expect("pretend a newer collector wrote it");
+    drop(conn);
+
+    let out = tokio::time::timeout(PATIENCE, collector(&dir.0).output())
+        .await
+        .expect("the collector exited in time")
+        .expect("the collector ran");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("meshwhy-collector: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let line = lines[0];
+    assert!(line.contains(&file.display().to_string()), "{line}");
+    assert!(line.contains("version 99"), "{line}");
+    assert!(
+        line.contains("the 1 this meshwhy-collector supports"),
+        "{line}"
+    );
+}
