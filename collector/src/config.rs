@@ -1,6 +1,7 @@
 //! Collector settings with their defaults, validated before anything is bound or spawned.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 /// Default gRPC listen address of `meshwhy-collector`.
 pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9900";
@@ -104,9 +105,35 @@ pub fn parse_size(setting: Setting, value: &str) -> Result<u64, ConfigError> {
     number.checked_mul(multiplier).ok_or_else(invalid)
 }
 
+/// Which store the collector opens, and the durable store's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Memory or SQLite.
+    pub kind: StoreKind,
+    /// Directory of the SQLite file (created if missing).
+    pub data_dir: PathBuf,
+    /// Age past which the SQLite store deletes records and counts, ns; 0 keeps everything.
+    pub retention_nanos: u64,
+    /// Data size past which the SQLite store deletes the oldest records, bytes; 0 = no limit.
+    pub max_db_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::default(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            retention_nanos: 24 * 3600 * 1_000_000_000,
+            max_db_bytes: 2 << 30,
+        }
+    }
+}
+
 /// Everything the collector library needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorConfig {
+    /// Which store keeps records, counters and proxies.
+    pub store: StoreConfig,
     /// In-memory cap on stored records; the oldest are evicted first and evictions counted.
     pub max_records: usize,
     /// Push batches that may wait for the aggregator; when full, Push gets RESOURCE_EXHAUSTED.
@@ -123,6 +150,7 @@ pub struct CollectorConfig {
 impl Default for CollectorConfig {
     fn default() -> Self {
         Self {
+            store: StoreConfig::default(),
             max_records: DEFAULT_MAX_RECORDS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             query_queue_capacity: DEFAULT_QUERY_QUEUE_CAPACITY,
@@ -322,6 +350,20 @@ mod tests {
         assert!(
             message.contains("--metrics-addr (env MESHWHY_METRICS_ADDR)"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn store_defaults_match_the_flag_defaults() {
+        let store = StoreConfig::default();
+        assert_eq!(store.kind, StoreKind::Memory);
+        assert_eq!(
+            parse_duration(RETENTION, DEFAULT_RETENTION),
+            Ok(store.retention_nanos)
+        );
+        assert_eq!(
+            parse_size(MAX_DB_SIZE, DEFAULT_MAX_DB_SIZE),
+            Ok(store.max_db_bytes)
         );
     }
 

@@ -7,10 +7,10 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use meshwhy_collector::config::{
-    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting, StoreKind,
+    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting, StoreConfig,
 };
 use meshwhy_collector::logging;
-use meshwhy_collector::store::{MemoryStore, Retention, SqliteStore, Store};
+use meshwhy_collector::store::Store;
 use tokio::net::TcpListener;
 
 /// Exit code (sysexits EX_USAGE) for bad flags, environment or an unusable address.
@@ -62,38 +62,27 @@ struct Args {
     max_db_size: String,
 }
 
-/// Which store to open, and how.
-#[derive(Debug, Clone)]
-struct StoreSettings {
-    kind: StoreKind,
-    data_dir: PathBuf,
-    retention: Retention,
-}
-
 impl Args {
     /// Numbers and addresses are parsed here rather than by clap so that a bad value gives one
     /// line naming both the flag and its environment variable.
-    fn settings(&self) -> Result<(Addrs, CollectorConfig, StoreSettings), ConfigError> {
+    fn settings(&self) -> Result<(Addrs, CollectorConfig), ConfigError> {
         let addrs = Addrs {
             grpc: config::parse_listen_addr(&self.grpc_addr)?,
             metrics: config::parse_addr(METRICS_ADDR, &self.metrics_addr)?,
         };
         let config = CollectorConfig {
+            store: StoreConfig {
+                kind: config::parse_store(&self.store)?,
+                data_dir: self.data_dir.clone(),
+                retention_nanos: config::parse_duration(config::RETENTION, &self.retention)?,
+                max_db_bytes: config::parse_size(config::MAX_DB_SIZE, &self.max_db_size)?,
+            },
             max_records: config::parse_count(config::MAX_RECORDS, &self.max_records)?,
             queue_capacity: config::parse_count(config::QUEUE_CAPACITY, &self.queue_capacity)?,
             ..CollectorConfig::default()
         };
         config.validate()?;
-        let nonzero = |value: u64| (value > 0).then_some(value);
-        let store = StoreSettings {
-            kind: config::parse_store(&self.store)?,
-            data_dir: self.data_dir.clone(),
-            retention: Retention {
-                max_age_nanos: nonzero(config::parse_duration(config::RETENTION, &self.retention)?),
-                max_bytes: nonzero(config::parse_size(config::MAX_DB_SIZE, &self.max_db_size)?),
-            },
-        };
-        Ok((addrs, config, store))
+        Ok((addrs, config))
     }
 }
 
@@ -120,7 +109,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let (addrs, config, store) = match args.settings() {
+    let (addrs, config) = match args.settings() {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("meshwhy-collector: {error}");
@@ -135,7 +124,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(addrs, config, store))
+    runtime.block_on(serve(addrs, config))
 }
 
 /// Binds `addr` or says, in one line, which setting to change.
@@ -150,29 +139,18 @@ async fn bind(addr: SocketAddr, setting: Setting) -> Result<TcpListener, ExitCod
 }
 
 /// Opens the configured store, or says in one line why not (exit 64 when a setting must change).
-fn open_store(
-    settings: &StoreSettings,
-    config: &CollectorConfig,
-) -> Result<Box<dyn Store>, ExitCode> {
-    match settings.kind {
-        StoreKind::Memory => Ok(Box::new(MemoryStore::new(config.max_records))),
-        StoreKind::Sqlite => {
-            match SqliteStore::open(&settings.data_dir, config.max_records, settings.retention) {
-                Ok(store) => Ok(Box::new(store)),
-                Err(error) => {
-                    eprintln!("meshwhy-collector: {error}");
-                    Err(if error.is_config() {
-                        ExitCode::from(EXIT_USAGE)
-                    } else {
-                        ExitCode::FAILURE
-                    })
-                }
-            }
+fn open_store(config: &CollectorConfig) -> Result<Box<dyn Store>, ExitCode> {
+    meshwhy_collector::open_store(config).map_err(|error| {
+        eprintln!("meshwhy-collector: {error}");
+        if error.is_config() {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::FAILURE
         }
-    }
+    })
 }
 
-async fn serve(addrs: Addrs, config: CollectorConfig, store: StoreSettings) -> ExitCode {
+async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
     let listener = match bind(addrs.grpc, GRPC_ADDR).await {
         Ok(listener) => listener,
         Err(code) => return code,
@@ -181,7 +159,7 @@ async fn serve(addrs: Addrs, config: CollectorConfig, store: StoreSettings) -> E
         Ok(listener) => listener,
         Err(code) => return code,
     };
-    let store = match open_store(&store, &config) {
+    let store = match open_store(&config) {
         Ok(store) => store,
         Err(code) => return code,
     };

@@ -293,3 +293,82 @@ fn a_second_store_on_the_same_directory_is_refused() {
     let error = SqliteStore::open(&dir.0, 10, Retention::default()).unwrap_err();
     assert!(matches!(error, StoreOpenError::InUse { .. }), "{error}");
 }
+
+/// Scale check (prints, asserts no timing): ingest into the file, explain over everything,
+/// reopen. For the bench figure run
+/// `MESHWHY_STORE_RECORDS=1000000 cargo test --release -p meshwhy-collector --lib sqlite_at_scale -- --nocapture`.
+#[test]
+fn sqlite_at_scale() {
+    let count: usize = std::env::var("MESHWHY_STORE_RECORDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(20_000);
+    let dir = TempDir::new("scale");
+    let mut store = SqliteStore::open(&dir.0, count, Retention::default()).unwrap();
+    let details = [
+        "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}",
+        "via_upstream",
+        "response_timeout",
+        "no_healthy_upstream",
+    ];
+    let flags = [(1 << 5) | (1 << 15), 0, 1 << 2, 1 << 1];
+    let mut ingest = std::time::Duration::ZERO;
+    for chunk in 0..count.div_ceil(1000) {
+        let records = (0..1000.min(count - chunk * 1000))
+            .map(|i| {
+                let n = chunk * 1000 + i;
+                let kind = n % 4;
+                DecisionRecord {
+                    request_id: format!("{n:08x}-aaaa-bbbb-cccc-0123456789ab"),
+                    response_code: 503,
+                    response_flags: flags[kind],
+                    start_time_unix_nanos: n as u64,
+                    response_code_details: details[kind].into(),
+                    cluster: format!("outbound|9080||svc{}.shop.svc.cluster.local", n % 7),
+                    authority: format!("svc{}:9080", n % 7),
+                    upstream_host: format!("10.0.{}.{}:9080", n % 7, n % 3),
+                    endpoint_tls_mode: if n % 7 == 6 { "" } else { "istio" }.into(),
+                    path: format!("/items/{}", n % 50),
+                    route_name: "default".into(),
+                    method: "GET".into(),
+                    protocol: "HTTP/1.1".into(),
+                    direction: if n % 10 == 9 {
+                        Direction::Inbound as i32
+                    } else {
+                        Direction::Outbound as i32
+                    },
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let mut batch = batch(&format!("i{}", chunk % 16), chunk as u64 + 1, records);
+        batch.proxy.pod = format!("pod-{}", chunk % 16);
+        let started = std::time::Instant::now();
+        store.apply_push(batch, 1).unwrap();
+        ingest += started.elapsed();
+    }
+    let (used, file) = store.sizes().unwrap();
+    println!(
+        "sqlite ingest of {count} records: {ingest:?} ({:.0} records/s), {} bytes/record in the file ({file} bytes)",
+        count as f64 / ingest.as_secs_f64(),
+        used / count as u64,
+    );
+    let started = std::time::Instant::now();
+    let ExplainAnswer::Window(report) = store.explain(&ExplainQuery::default()).unwrap() else {
+        panic!("window expected");
+    };
+    println!(
+        "sqlite explain over {count} records: {:?}, {} groups",
+        started.elapsed(),
+        report.totals.groups
+    );
+    assert_eq!(report.totals.records_scanned, count as u64);
+    drop(store);
+    let started = std::time::Instant::now();
+    let store = SqliteStore::open(&dir.0, count, Retention::default()).unwrap();
+    println!(
+        "sqlite reopen with {count} records: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(store.memory.len(), count);
+}
