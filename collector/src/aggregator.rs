@@ -549,6 +549,77 @@ mod tests {
         task.stop().await.unwrap();
     }
 
+    /// Counts upkeep steps; says more is due for the first `busy` of them.
+    struct Upkeep {
+        inner: MemoryStore,
+        steps: Arc<std::sync::atomic::AtomicUsize>,
+        busy: usize,
+    }
+
+    impl Store for Upkeep {
+        fn apply_push(&mut self, batch: PushBatch, now: u64) -> Result<PushOutcome, StoreError> {
+            self.inner.apply_push(batch, now)
+        }
+        fn list_records(
+            &self,
+            filter: &RecordFilter,
+            limit: usize,
+        ) -> Result<RecordPage, StoreError> {
+            self.inner.list_records(filter, limit)
+        }
+        fn list_counters(&self, filter: &CounterFilter) -> Result<Vec<CounterTotal>, StoreError> {
+            self.inner.list_counters(filter)
+        }
+        fn list_proxies(&self) -> Result<Vec<ProxyReport>, StoreError> {
+            self.inner.list_proxies()
+        }
+        fn stats(&self) -> StoreStats {
+            self.inner.stats()
+        }
+        fn maintain(&mut self, now: u64) -> Result<bool, StoreError> {
+            assert_eq!(now, 42, "upkeep runs on the aggregator's clock");
+            let step = self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(step < self.busy)
+        }
+    }
+
+    #[tokio::test]
+    async fn upkeep_steps_until_the_store_is_done_and_pushes_go_on() {
+        let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Upkeep {
+            inner: MemoryStore::new(10),
+            steps: Arc::clone(&steps),
+            busy: 3,
+        };
+        let (handle, task) = spawn(store, &CollectorConfig::default(), fixed_clock());
+        assert!(!handle.push(batch(1)).await.unwrap().duplicate);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            // The first tick is immediate; three busy steps ask for a fourth at once.
+            while steps.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("upkeep ran");
+        assert!(!handle.push(batch(2)).await.unwrap().duplicate);
+        task.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_task_ends_when_every_handle_is_gone() {
+        let (handle, task) = spawn(
+            MemoryStore::new(10),
+            &CollectorConfig::default(),
+            fixed_clock(),
+        );
+        drop(handle);
+        // Upkeep ticks must not keep the task alive.
+        tokio::time::timeout(std::time::Duration::from_secs(60), task.task)
+            .await
+            .expect("the task ended")
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_full_queue_is_refused_at_once() {
         // Nobody consumes: once the single slot is taken, the next push is refused, not queued.

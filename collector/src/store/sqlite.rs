@@ -322,6 +322,7 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA synchronous = NORMAL;
              PRAGMA journal_size_limit = 67108864;
+             PRAGMA wal_autocheckpoint = 16384;
              PRAGMA cache_size = -65536;
              BEGIN EXCLUSIVE; COMMIT;",
         )
