@@ -31,7 +31,7 @@ use prost::Message;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub use self::codec::CorruptRecord;
-use self::codec::{Encoded, Strings};
+use self::codec::Strings;
 use super::memory::{CounterKey, ProxyState, PushPlan};
 use super::sequence::SequenceWindow;
 use super::{
@@ -146,11 +146,11 @@ pub struct SqliteStore {
     memory: MemoryStore,
     retention: Retention,
     dictionaries: Dictionaries,
-    /// Id the next record gets. Records only ever leave from the oldest end, so the ids held
-    /// are `next_id - rows .. next_id` and memory holds the newest `memory.len()` of them.
-    next_id: i64,
-    /// Records in the file.
+    /// Records in the file. They only ever leave from the oldest end, so memory holds the
+    /// newest `memory.len()` of them and the other `rows - memory.len()` are the oldest.
     rows: u64,
+    /// The batch row being encoded (kept to reuse its allocation).
+    scratch: Vec<u8>,
     /// Records deleted by retention since start.
     deleted: u64,
 }
@@ -335,8 +335,8 @@ impl SqliteStore {
             memory: MemoryStore::new(max_records),
             retention,
             dictionaries,
-            next_id: 1,
             rows: 0,
+            scratch: Vec::new(),
             deleted: 0,
         };
         store.load().map_err(|error| match error {
@@ -418,36 +418,56 @@ impl SqliteStore {
             }
         }
 
-        let (rows, max_id): (i64, Option<i64>) =
-            self.conn
-                .query_row("SELECT count(*), max(id) FROM records", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
-        self.rows = rows as u64;
-        self.next_id = max_id.unwrap_or(0) + 1;
-        let load = self.rows.min(self.memory.max_records() as u64);
-        let first_loaded = self.next_id - load as i64;
-        if load < self.rows {
-            let until: Option<i64> = self.conn.query_row(
-                "SELECT max(start) FROM records WHERE id < ?1",
-                [first_loaded],
-                |row| row.get(0),
-            )?;
-            self.memory
-                .restore_unloaded(self.rows - load, until.unwrap_or(0) as u64);
-        }
-        let mut statement = self.conn.prepare(
-            "SELECT identity, received, strings, body FROM records WHERE id >= ?1 ORDER BY id",
-        )?;
-        let mut rows = statement.query([first_loaded])?;
+        // The newest batches holding `max_records` records (or all), newest first.
+        let mut selected: Vec<(i64, u64)> = Vec::new();
+        let mut unloaded_until = 0u64;
+        let max_records = self.memory.max_records() as u64;
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, records, max_start FROM batches ORDER BY id DESC")?;
+        let mut rows = statement.query([])?;
+        let mut total = 0u64;
+        let mut loading = 0u64;
         while let Some(row) = rows.next()? {
-            let strings = row.get_ref(2)?.as_blob()?;
-            let body = row.get_ref(3)?.as_blob()?;
-            let record = codec::decode(strings, body, &self.dictionaries.strings)?;
-            let proxy = identity(row.get(0)?);
-            self.memory
-                .restore_record(&proxy, record, row.get::<_, i64>(1)? as u64);
+            let (id, count, max_start): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            total += count as u64;
+            if loading < max_records {
+                loading += count as u64;
+                selected.push((id, count as u64));
+            } else {
+                unloaded_until = unloaded_until.max(max_start as u64);
+            }
         }
+        drop(rows);
+        drop(statement);
+        self.rows = total;
+        // The oldest selected batch may hold more than fit: its first records stay unloaded.
+        let mut skip = loading.saturating_sub(max_records);
+        // Memory positions count from the unloaded records, which come first.
+        let unloaded = total - loading.min(max_records);
+        if unloaded > 0 {
+            self.memory.restore_unloaded(unloaded, unloaded_until);
+        }
+        let mut statement = self
+            .conn
+            .prepare("SELECT identity, received, data FROM batches WHERE id = ?1")?;
+        for &(id, _) in selected.iter().rev() {
+            let mut rows = statement.query([id])?;
+            let Some(row) = rows.next()? else { continue };
+            let proxy = identity(row.get(0)?);
+            let received = row.get::<_, i64>(1)? as u64;
+            let mut data = row.get_ref(2)?.as_blob()?;
+            while !data.is_empty() {
+                let record = codec::decode(&mut data, &self.dictionaries.strings)?;
+                if skip > 0 {
+                    skip -= 1;
+                    unloaded_until = unloaded_until.max(record.start_time_unix_nanos);
+                    continue;
+                }
+                self.memory.restore_record(&proxy, record, received);
+            }
+        }
+        self.memory.restore_unloaded(0, unloaded_until);
         Ok(())
     }
 
@@ -461,45 +481,39 @@ impl SqliteStore {
         let Self {
             conn,
             dictionaries,
-            next_id,
+            scratch,
             ..
         } = self;
         let tx = conn.transaction()?;
         let identity = dictionaries.identity_id(&tx, &plan.identity)?;
         let state_identity = dictionaries.identity_id(&tx, &plan.state.identity)?;
-        {
+        if !batch.records.is_empty() {
             let mut new_strings = Vec::new();
-            let mut encoded = Encoded::default();
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO records (id, identity, received, start, code, flags, request, strings, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
+            let data = scratch;
+            data.clear();
+            let (mut min_start, mut max_start) = (u64::MAX, 0);
+            for record in &mut batch.records {
+                codec::encode(record, &mut dictionaries.strings, &mut new_strings, data);
+                min_start = min_start.min(record.start_time_unix_nanos);
+                max_start = max_start.max(record.start_time_unix_nanos);
+            }
             let mut insert_string =
                 tx.prepare_cached("INSERT INTO strings (id, value) VALUES (?1, ?2)")?;
-            let mut id = *next_id;
-            for record in &mut batch.records {
-                codec::encode(
-                    record,
-                    &mut dictionaries.strings,
-                    &mut new_strings,
-                    &mut encoded,
-                );
-                for (string_id, value) in new_strings.drain(..) {
-                    insert_string.execute(params![string_id as i64, value])?;
-                }
-                insert.execute(params![
-                    id,
-                    identity,
-                    now_unix_nanos as i64,
-                    record.start_time_unix_nanos as i64,
-                    record.response_code,
-                    record.response_flags as i64,
-                    crate::explain::request_hash(&record.request_id) as i64,
-                    encoded.strings,
-                    encoded.body,
-                ])?;
-                id += 1;
+            for (string_id, value) in new_strings.drain(..) {
+                insert_string.execute(params![string_id as i64, value])?;
             }
+            tx.prepare_cached(
+                "INSERT INTO batches (identity, received, records, min_start, max_start, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                identity,
+                now_unix_nanos as i64,
+                batch.records.len() as i64,
+                min_start as i64,
+                max_start as i64,
+                &data[..],
+            ])?;
         }
         {
             let minute = (now_unix_nanos - now_unix_nanos % BUCKET_NANOS) as i64;
@@ -539,37 +553,44 @@ impl SqliteStore {
         tx.commit()
     }
 
-    /// Deletes the oldest records while `old(received)` holds, at most one step's worth;
-    /// returns how many went. The memory side drops the same records.
-    fn delete_oldest(&mut self, old: impl Fn(u64) -> bool) -> rusqlite::Result<usize> {
-        let first = self.next_id - self.rows as i64;
-        let mut bound = first;
+    /// Deletes the oldest batches while `old(received)` holds, about one step's worth of
+    /// records; returns how many records went. The memory side drops the same records.
+    /// Arrival order is the row order, so this stops at the first batch that is not old (a
+    /// clock stepping back only delays retention).
+    fn delete_oldest(&mut self, old: impl Fn(u64) -> bool) -> rusqlite::Result<u64> {
+        let mut bound = None;
+        let mut deleted = 0u64;
         {
             let mut statement = self
                 .conn
-                .prepare_cached("SELECT id, received FROM records ORDER BY id LIMIT ?1")?;
-            let mut rows = statement.query([RETENTION_STEP_ROWS as i64])?;
+                .prepare_cached("SELECT id, received, records FROM batches ORDER BY id")?;
+            let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
-                let (id, received): (i64, i64) = (row.get(0)?, row.get(1)?);
+                let (id, received, count): (i64, i64, i64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
                 if !old(received as u64) {
                     break;
                 }
-                bound = id + 1;
+                bound = Some(id + 1);
+                deleted += count as u64;
+                if deleted >= RETENTION_STEP_ROWS as u64 {
+                    break;
+                }
             }
         }
-        if bound == first {
+        let Some(bound) = bound else {
             return Ok(0);
-        }
-        let deleted = self
-            .conn
-            .prepare_cached("DELETE FROM records WHERE id < ?1")?
+        };
+        self.conn
+            .prepare_cached("DELETE FROM batches WHERE id < ?1")?
             .execute([bound])?;
-        self.rows -= deleted as u64;
-        self.deleted += deleted as u64;
-        // Memory holds ids `next_id - memory.len() ..`; evict those now gone.
-        let memory_first = self.next_id - self.memory.len() as i64;
+        // The oldest `rows - memory.len()` records are not in memory; memory loses the rest.
+        let only_in_file = self.rows - self.memory.len() as u64;
+        let from_memory = deleted.saturating_sub(only_in_file);
         self.memory
-            .evict_oldest(usize::try_from(bound - memory_first).unwrap_or(0));
+            .evict_oldest(usize::try_from(from_memory).unwrap_or(usize::MAX));
+        self.rows -= deleted.min(self.rows);
+        self.deleted += deleted;
         Ok(deleted)
     }
 
@@ -593,7 +614,7 @@ impl SqliteStore {
         if let Some(age) = self.retention.max_age_nanos {
             let cutoff = now_unix_nanos.saturating_sub(age);
             let deleted = self.delete_oldest(|received| received < cutoff)?;
-            more |= deleted == RETENTION_STEP_ROWS;
+            more |= deleted >= RETENTION_STEP_ROWS as u64;
             // One minute of buckets per step; a minute is gone once it ended by the cutoff.
             let oldest: Option<i64> = self
                 .conn
@@ -650,7 +671,6 @@ impl Store for SqliteStore {
             }
             return Err(backend(error));
         }
-        self.next_id += count as i64;
         self.rows += count as u64;
         self.memory.commit_push(plan, batch, now_unix_nanos);
         Ok(PushOutcome { duplicate: false })
@@ -696,29 +716,17 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    /// A record listing read from the file (newest arrivals first, like memory's scan).
+    /// A record listing read from the file (newest arrivals first, like memory's scan). Reads
+    /// every batch row the window can reach: the slow path, for listings past what memory holds.
     fn list_from_file(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, ListError> {
-        let mut sql = String::from(
-            "SELECT identity, received, strings, body FROM records WHERE (flags & ?1) = ?1",
-        );
-        let mut values: Vec<i64> = vec![filter.flags_all as i64];
-        if let Some(code) = filter.response_code {
-            values.push(i64::from(code));
-            sql.push_str(&format!(" AND code = ?{}", values.len()));
-        }
-        if let Some(since) = filter.since_unix_nanos {
-            values.push(since as i64);
-            sql.push_str(&format!(" AND start >= ?{}", values.len()));
-        }
-        if let Some(id) = &filter.request_id {
-            values.push(crate::explain::request_hash(id) as i64);
-            sql.push_str(&format!(" AND request = ?{}", values.len()));
-        }
-        sql.push_str(" ORDER BY id DESC");
-        let mut statement = self.conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut statement = self.conn.prepare_cached(
+            "SELECT identity, received, data FROM batches WHERE max_start >= ?1 ORDER BY id DESC",
+        )?;
+        let since = filter.since_unix_nanos.unwrap_or(0) as i64;
+        let mut rows = statement.query([since])?;
         let mut page = RecordPage::default();
         let empty = Arc::new(ProxyIdentity::default());
+        let mut batch = Vec::new();
         while let Some(row) = rows.next()? {
             let proxy = self
                 .dictionaries
@@ -733,24 +741,26 @@ impl SqliteStore {
             {
                 continue;
             }
-            if page.records.len() >= limit && filter.request_id.is_none() {
-                page.truncated += 1;
-                continue;
+            let received = row.get::<_, i64>(1)? as u64;
+            let mut data = row.get_ref(2)?.as_blob()?;
+            batch.clear();
+            while !data.is_empty() {
+                let record = codec::decode(&mut data, &self.dictionaries.strings)?;
+                if filter.matches(proxy, &record) {
+                    batch.push(record);
+                }
             }
-            let strings = row.get_ref(2)?.as_blob()?;
-            let body = row.get_ref(3)?.as_blob()?;
-            let record = codec::decode(strings, body, &self.dictionaries.strings)?;
-            if !filter.matches(proxy, &record) {
-                continue;
-            }
-            if page.records.len() < limit {
-                page.records.push(StoredRecord {
-                    record,
-                    proxy: Arc::clone(proxy),
-                    received_unix_nanos: row.get::<_, i64>(1)? as u64,
-                });
-            } else {
-                page.truncated += 1;
+            // Newest first within the batch too.
+            for record in batch.drain(..).rev() {
+                if page.records.len() < limit {
+                    page.records.push(StoredRecord {
+                        record,
+                        proxy: Arc::clone(proxy),
+                        received_unix_nanos: received,
+                    });
+                } else {
+                    page.truncated += 1;
+                }
             }
         }
         page.records.sort_by(|a, b| {

@@ -1,6 +1,6 @@
-//! How a record is laid out in its row: the low-cardinality strings as dictionary ids (one
-//! varint each, in a fixed field order), the rest as the record's protobuf encoding with those
-//! fields emptied.
+//! How records are laid out in a batch row: one after the other, each as the dictionary ids of
+//! its low-cardinality strings (one varint each, in a fixed field order), then the length and
+//! protobuf encoding of the rest (those fields emptied).
 //!
 //! Why this shape: the strings that repeat across records (cluster, route, vhost, provenance
 //! paths, upstream host, details, SPIFFE ids, …) are most of a record's bytes and take a few
@@ -11,8 +11,6 @@
 //! fields added later simply decode), while the columns SQL filters on (time, code, flags,
 //! request id hash, sender) are plain integers beside it. Pod, namespace and workload live in
 //! the sender's identity row, once per identity.
-
-use std::collections::HashMap;
 
 use meshwhy_proto::v1::DecisionRecord;
 use prost::Message;
@@ -49,7 +47,7 @@ fn interned_fields(record: &mut DecisionRecord) -> [&mut String; INTERNED] {
 #[derive(Debug)]
 pub(super) struct Strings {
     values: Vec<String>,
-    ids: HashMap<String, u64>,
+    ids: crate::explain::hash::FxHashMap<String, u64>,
 }
 
 /// A row's record could not be read back.
@@ -68,7 +66,7 @@ impl Strings {
     pub(super) fn load(rows: impl IntoIterator<Item = (u64, String)>) -> Self {
         let mut strings = Self {
             values: vec![String::new()],
-            ids: HashMap::new(),
+            ids: Default::default(),
         };
         for (id, value) in rows {
             let index = id as usize;
@@ -102,25 +100,14 @@ impl Strings {
     }
 }
 
-/// A record encoded for its row.
-#[derive(Debug, Default)]
-pub(super) struct Encoded {
-    /// The interned fields' ids as varints.
-    pub(super) strings: Vec<u8>,
-    /// The rest, as protobuf.
-    pub(super) body: Vec<u8>,
-}
-
-/// Encodes `record` (its interned fields are taken out and put back), appending strings the
-/// dictionary did not know to `new_strings` as `(id, value)`.
+/// Appends `record` to `out` (its interned fields are taken out and put back), appending
+/// strings the dictionary did not know to `new_strings` as `(id, value)`.
 pub(super) fn encode(
     record: &mut DecisionRecord,
     dictionary: &mut Strings,
     new_strings: &mut Vec<(u64, String)>,
-    out: &mut Encoded,
+    out: &mut Vec<u8>,
 ) {
-    out.strings.clear();
-    out.body.clear();
     let mut taken: [String; INTERNED] = Default::default();
     for (slot, field) in taken.iter_mut().zip(interned_fields(record)) {
         *slot = std::mem::take(field);
@@ -128,25 +115,33 @@ pub(super) fn encode(
         if new {
             new_strings.push((id, slot.clone()));
         }
-        put_varint(&mut out.strings, id);
+        put_varint(out, id);
     }
+    put_varint(out, record.encoded_len() as u64);
     // Into a Vec, which grows as needed: encoding cannot fail.
-    record.encode_raw(&mut out.body);
+    record.encode_raw(out);
     for (slot, field) in taken.into_iter().zip(interned_fields(record)) {
         *field = slot;
     }
 }
 
-/// Reads a record back from its row.
+/// Reads the next record of a batch row, advancing `data` past it.
 pub(super) fn decode(
-    strings: &[u8],
-    body: &[u8],
+    data: &mut &[u8],
     dictionary: &Strings,
 ) -> Result<DecisionRecord, CorruptRecord> {
+    let mut ids = [0u64; INTERNED];
+    for id in &mut ids {
+        *id = varint(data).ok_or(CorruptRecord::Strings)?;
+    }
+    let len = varint(data)
+        .and_then(|len| usize::try_from(len).ok())
+        .filter(|&len| len <= data.len())
+        .ok_or(CorruptRecord::Strings)?;
+    let (body, rest) = data.split_at(len);
+    *data = rest;
     let mut record = DecisionRecord::decode(body)?;
-    let mut ids = strings;
-    for field in interned_fields(&mut record) {
-        let id = varint(&mut ids).ok_or(CorruptRecord::Strings)?;
+    for (field, id) in interned_fields(&mut record).into_iter().zip(ids) {
         if id != 0 {
             *field = dictionary
                 .value(id)
@@ -197,16 +192,12 @@ mod tests {
             ..Default::default()
         };
         let original = record.clone();
-        let (mut new, mut out) = (Vec::new(), Encoded::default());
+        let (mut new, mut out) = (Vec::new(), Vec::new());
         encode(&mut record, &mut dictionary, &mut new, &mut out);
         assert_eq!(record, original, "the record is put back as it was");
         assert_eq!(new.len(), 2);
-        assert_eq!(out.strings.len(), INTERNED);
-        assert!(!out.body.windows(8).any(|w| w == b"outbound"));
-        assert_eq!(
-            decode(&out.strings, &out.body, &dictionary).unwrap(),
-            original
-        );
+        assert!(!out.windows(8).any(|w| w == b"outbound"));
+        let first = out.len();
         new.clear();
         encode(&mut record, &mut dictionary, &mut new, &mut out);
         assert!(new.is_empty(), "known strings are not stored again");
@@ -214,11 +205,12 @@ mod tests {
             (1, original.cluster.clone()),
             (2, original.route_provenance.clone()),
         ]);
-        assert_eq!(
-            decode(&out.strings, &out.body, &reloaded).unwrap(),
-            original
-        );
-        assert!(decode(&out.strings[..3], &out.body, &reloaded).is_err());
+        let mut data = out.as_slice();
+        assert_eq!(decode(&mut data, &reloaded).unwrap(), original);
+        assert_eq!(data.len(), out.len() - first);
+        assert_eq!(decode(&mut data, &reloaded).unwrap(), original);
+        assert!(data.is_empty());
+        assert!(decode(&mut &out[..first - 1], &reloaded).is_err());
     }
 
     #[test]

@@ -25,18 +25,15 @@ const MIGRATIONS: &[&str] = &[
         dropped_counter_keys INTEGER NOT NULL,
         last_seen INTEGER NOT NULL
     ) WITHOUT ROWID;
-    CREATE TABLE records (
+    CREATE TABLE batches (
         id INTEGER PRIMARY KEY,
         identity INTEGER NOT NULL,
         received INTEGER NOT NULL,
-        start INTEGER NOT NULL,
-        code INTEGER NOT NULL,
-        flags INTEGER NOT NULL,
-        request INTEGER NOT NULL,
-        strings BLOB NOT NULL,
-        body BLOB NOT NULL
+        records INTEGER NOT NULL,
+        min_start INTEGER NOT NULL,
+        max_start INTEGER NOT NULL,
+        data BLOB NOT NULL
     );
-    CREATE INDEX records_request ON records (request);
     CREATE TABLE counter_keys (
         id INTEGER PRIMARY KEY,
         namespace TEXT NOT NULL,
