@@ -166,6 +166,20 @@ pub trait Store: Send + 'static {
         now_unix_nanos: u64,
     ) -> Result<PushOutcome, StoreError>;
 
+    /// Applies several batches, in order, with one outcome each; what they did is the same as
+    /// applying them one by one. A durable store commits them together (one disk write for the
+    /// group), so every outcome is known only once all are stored.
+    fn apply_pushes(
+        &mut self,
+        batches: Vec<PushBatch>,
+        now_unix_nanos: u64,
+    ) -> Vec<Result<PushOutcome, StoreError>> {
+        batches
+            .into_iter()
+            .map(|batch| self.apply_push(batch, now_unix_nanos))
+            .collect()
+    }
+
     /// Matching records, newest first, at most `limit`.
     fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError>;
 
@@ -249,6 +263,13 @@ impl Store for Box<dyn Store> {
         now_unix_nanos: u64,
     ) -> Result<PushOutcome, StoreError> {
         (**self).apply_push(batch, now_unix_nanos)
+    }
+    fn apply_pushes(
+        &mut self,
+        batches: Vec<PushBatch>,
+        now_unix_nanos: u64,
+    ) -> Vec<Result<PushOutcome, StoreError>> {
+        (**self).apply_pushes(batches, now_unix_nanos)
     }
     fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
         (**self).list_records(filter, limit)

@@ -209,8 +209,20 @@ pub(super) struct PushPlan {
 impl MemoryStore {
     /// The state `batch` leads to, or `None` when it was already applied (a duplicate).
     pub(super) fn plan_push(&self, batch: &PushBatch, now_unix_nanos: u64) -> Option<PushPlan> {
+        self.plan_push_from(None, batch, now_unix_nanos)
+    }
+
+    /// Like [`MemoryStore::plan_push`] from `current` instead of the held state of the batch's
+    /// instance, when given (a batch planned after others of its instance not yet committed).
+    pub(super) fn plan_push_from(
+        &self,
+        current: Option<&ProxyState>,
+        batch: &PushBatch,
+        now_unix_nanos: u64,
+    ) -> Option<PushPlan> {
         let proxy = &batch.proxy;
-        let mut state = match self.proxies.get(&proxy.instance_id) {
+        let current = current.or_else(|| self.proxies.get(&proxy.instance_id));
+        let mut state = match current {
             Some(state) => state.clone(),
             None => ProxyState {
                 identity: Arc::new(proxy.clone()),

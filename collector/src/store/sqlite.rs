@@ -482,18 +482,13 @@ impl SqliteStore {
 
     /// Writes one planned batch in one transaction; returns how many records it stored.
     fn write(
-        &mut self,
+        tx: &Transaction<'_>,
+        dictionaries: &mut Dictionaries,
+        scratch: &mut Vec<u8>,
         batch: &mut PushBatch,
         plan: &PushPlan,
         now_unix_nanos: u64,
     ) -> rusqlite::Result<()> {
-        let Self {
-            conn,
-            dictionaries,
-            scratch,
-            ..
-        } = self;
-        let tx = conn.transaction()?;
         let identity = dictionaries.identity_id(&tx, &plan.identity)?;
         let state_identity = dictionaries.identity_id(&tx, &plan.state.identity)?;
         if !batch.records.is_empty() {
@@ -559,7 +554,60 @@ impl SqliteStore {
             state.dropped_counter_keys as i64,
             state.last_seen_unix_nanos as i64,
         ])?;
-        tx.commit()
+        Ok(())
+    }
+
+    /// Plans, writes and commits `batches` in one transaction, then applies them to memory.
+    /// All succeed or all fail (the transaction rolls back and memory is untouched).
+    fn apply_group(
+        &mut self,
+        batches: Vec<PushBatch>,
+        now_unix_nanos: u64,
+    ) -> Result<Vec<PushOutcome>, StoreError> {
+        // Later batches of an instance are planned from the state its earlier ones lead to.
+        let mut pending: HashMap<String, ProxyState> = HashMap::new();
+        let mut planned = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let current = pending.get(&batch.proxy.instance_id);
+            let plan = self.memory.plan_push_from(current, &batch, now_unix_nanos);
+            if let Some(plan) = &plan {
+                pending.insert(batch.proxy.instance_id.clone(), plan.state.clone());
+            }
+            planned.push((batch, plan));
+        }
+        let written = (|| {
+            let Self {
+                conn,
+                dictionaries,
+                scratch,
+                ..
+            } = self;
+            let tx = conn.transaction()?;
+            for (batch, plan) in &mut planned {
+                if let Some(plan) = plan {
+                    Self::write(&tx, dictionaries, scratch, batch, plan, now_unix_nanos)?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(error) = written {
+            // The transaction rolled back; the dictionaries may hold ids it would have stored.
+            if let Ok(dictionaries) = Dictionaries::load(&self.conn) {
+                self.dictionaries = dictionaries;
+            }
+            return Err(backend(error));
+        }
+        let mut outcomes = Vec::with_capacity(planned.len());
+        for (batch, plan) in planned {
+            outcomes.push(PushOutcome {
+                duplicate: plan.is_none(),
+            });
+            if let Some(plan) = plan {
+                self.rows += batch.records.len() as u64;
+                self.memory.commit_push(plan, batch, now_unix_nanos);
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Deletes the oldest batches while `old(received)` holds, about one step's worth of
@@ -666,23 +714,32 @@ enum LoadError {
 impl Store for SqliteStore {
     fn apply_push(
         &mut self,
-        mut batch: PushBatch,
+        batch: PushBatch,
         now_unix_nanos: u64,
     ) -> Result<PushOutcome, StoreError> {
-        let Some(plan) = self.memory.plan_push(&batch, now_unix_nanos) else {
-            return Ok(PushOutcome { duplicate: true });
-        };
-        let count = batch.records.len();
-        if let Err(error) = self.write(&mut batch, &plan, now_unix_nanos) {
-            // The transaction rolled back; the dictionaries may hold ids it would have stored.
-            if let Ok(dictionaries) = Dictionaries::load(&self.conn) {
-                self.dictionaries = dictionaries;
+        let outcomes = self.apply_group(vec![batch], now_unix_nanos)?;
+        Ok(outcomes
+            .first()
+            .copied()
+            .unwrap_or(PushOutcome { duplicate: true }))
+    }
+
+    /// One transaction (one commit) for the whole group.
+    fn apply_pushes(
+        &mut self,
+        batches: Vec<PushBatch>,
+        now_unix_nanos: u64,
+    ) -> Vec<Result<PushOutcome, StoreError>> {
+        let count = batches.len();
+        match self.apply_group(batches, now_unix_nanos) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(error) => {
+                let message = error.to_string();
+                (0..count)
+                    .map(|_| Err(backend(std::io::Error::other(message.clone()))))
+                    .collect()
             }
-            return Err(backend(error));
         }
-        self.rows += count as u64;
-        self.memory.commit_push(plan, batch, now_unix_nanos);
-        Ok(PushOutcome { duplicate: false })
     }
 
     fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {

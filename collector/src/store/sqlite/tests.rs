@@ -303,6 +303,12 @@ fn sqlite_at_scale() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(20_000);
+    // Records per Push (a filter's flush holds what one worker saw in one interval).
+    let per_push: usize = std::env::var("MESHWHY_STORE_BATCH")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1000)
+        .max(1);
     let dir = TempDir::new("scale");
     let mut store = SqliteStore::open(&dir.0, count, Retention::default()).unwrap();
     let details = [
@@ -313,10 +319,10 @@ fn sqlite_at_scale() {
     ];
     let flags = [(1 << 5) | (1 << 15), 0, 1 << 2, 1 << 1];
     let mut ingest = std::time::Duration::ZERO;
-    for chunk in 0..count.div_ceil(1000) {
-        let records = (0..1000.min(count - chunk * 1000))
+    for chunk in 0..count.div_ceil(per_push) {
+        let records = (0..per_push.min(count - chunk * per_push))
             .map(|i| {
-                let n = chunk * 1000 + i;
+                let n = chunk * per_push + i;
                 let kind = n % 4;
                 DecisionRecord {
                     request_id: format!("{n:08x}-aaaa-bbbb-cccc-0123456789ab"),
@@ -341,7 +347,11 @@ fn sqlite_at_scale() {
                 }
             })
             .collect();
-        let mut batch = batch(&format!("i{}", chunk % 16), chunk as u64 + 1, records);
+        let mut batch = batch(
+            &format!("i{}", chunk % 16),
+            (chunk / 16) as u64 + 1,
+            records,
+        );
         batch.proxy.pod = format!("pod-{}", chunk % 16);
         let started = std::time::Instant::now();
         store.apply_push(batch, 1).unwrap();
@@ -349,7 +359,7 @@ fn sqlite_at_scale() {
     }
     let (used, file) = store.sizes().unwrap();
     println!(
-        "sqlite ingest of {count} records: {ingest:?} ({:.0} records/s), {} bytes/record in the file ({file} bytes)",
+        "sqlite ingest of {count} records, {per_push} per Push: {ingest:?} ({:.0} records/s), {} bytes/record in the file ({file} bytes)",
         count as f64 / ingest.as_secs_f64(),
         used / count as u64,
     );
@@ -371,4 +381,44 @@ fn sqlite_at_scale() {
         started.elapsed()
     );
     assert_eq!(store.memory.len(), count);
+}
+
+#[test]
+fn a_group_of_pushes_is_one_commit_with_the_same_outcomes() {
+    let dir = TempDir::new("group");
+    {
+        let mut store = SqliteStore::open(&dir.0, 100, Retention::default()).unwrap();
+        store
+            .apply_push(batch("a", 1, vec![record("r1", 1)]), 1)
+            .unwrap();
+        let outcomes: Vec<bool> = store
+            .apply_pushes(
+                vec![
+                    batch("a", 1, vec![record("r1", 1)]),
+                    batch("a", 2, vec![record("r2", 2)]),
+                    batch("b", 1, vec![record("r3", 3)]),
+                    batch("a", 2, vec![record("r2", 2)]),
+                    batch("a", 3, vec![record("r4", 4)]),
+                ],
+                2,
+            )
+            .into_iter()
+            .map(|outcome| outcome.unwrap().duplicate)
+            .collect();
+        assert_eq!(outcomes, [true, false, false, true, false]);
+        assert_eq!(ids(&store), ["r1", "r2", "r3", "r4"]);
+    }
+    let mut store = SqliteStore::open(&dir.0, 100, Retention::default()).unwrap();
+    assert_eq!(ids(&store), ["r1", "r2", "r3", "r4"]);
+    let proxies = store.list_proxies().unwrap();
+    assert_eq!((proxies[0].last_sequence, proxies[0].batches), (3, 3));
+    assert_eq!((proxies[1].last_sequence, proxies[1].batches), (1, 1));
+    assert!(
+        store
+            .apply_push(batch("a", 3, vec![]), 3)
+            .unwrap()
+            .duplicate
+    );
+    let counters = store.list_counters(&CounterFilter::default()).unwrap();
+    assert_eq!(counters[0].counter.count, 20, "four applied batches of 5");
 }
