@@ -489,8 +489,8 @@ impl SqliteStore {
         plan: &PushPlan,
         now_unix_nanos: u64,
     ) -> rusqlite::Result<()> {
-        let identity = dictionaries.identity_id(&tx, &plan.identity)?;
-        let state_identity = dictionaries.identity_id(&tx, &plan.state.identity)?;
+        let identity = dictionaries.identity_id(tx, &plan.identity)?;
+        let state_identity = dictionaries.identity_id(tx, &plan.state.identity)?;
         if !batch.records.is_empty() {
             let mut new_strings = Vec::new();
             let data = scratch;
@@ -523,7 +523,7 @@ impl SqliteStore {
             let minute = (now_unix_nanos - now_unix_nanos % BUCKET_NANOS) as i64;
             for counter in &batch.counters {
                 let key = CounterKey::of(&plan.identity, counter);
-                let key = dictionaries.counter_key_id(&tx, key, counter)?;
+                let key = dictionaries.counter_key_id(tx, key, counter)?;
                 tx.prepare_cached(
                     "INSERT INTO counter_buckets (minute, key, count) VALUES (?1, ?2, ?3)
                      ON CONFLICT (minute, key) DO UPDATE SET count = count + excluded.count",

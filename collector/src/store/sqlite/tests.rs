@@ -309,6 +309,13 @@ fn sqlite_at_scale() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(1000)
         .max(1);
+    // Pushes applied as one group (what the aggregator does with pushes that queued together).
+    let group: usize = std::env::var("MESHWHY_STORE_GROUP")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut queued = Vec::new();
     let dir = TempDir::new("scale");
     let mut store = SqliteStore::open(&dir.0, count, Retention::default()).unwrap();
     let details = [
@@ -353,13 +360,18 @@ fn sqlite_at_scale() {
             records,
         );
         batch.proxy.pod = format!("pod-{}", chunk % 16);
-        let started = std::time::Instant::now();
-        store.apply_push(batch, 1).unwrap();
-        ingest += started.elapsed();
+        queued.push(batch);
+        if queued.len() == group || (chunk + 1) * per_push >= count {
+            let started = std::time::Instant::now();
+            for outcome in store.apply_pushes(std::mem::take(&mut queued), 1) {
+                assert!(!outcome.unwrap().duplicate);
+            }
+            ingest += started.elapsed();
+        }
     }
     let (used, file) = store.sizes().unwrap();
     println!(
-        "sqlite ingest of {count} records, {per_push} per Push: {ingest:?} ({:.0} records/s), {} bytes/record in the file ({file} bytes)",
+        "sqlite ingest of {count} records, {per_push} per Push, {group} Push(es) per commit: {ingest:?} ({:.0} records/s), {} bytes/record in the file ({file} bytes)",
         count as f64 / ingest.as_secs_f64(),
         used / count as u64,
     );
