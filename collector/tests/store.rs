@@ -90,14 +90,17 @@ async fn start(dir: &Path) -> (Child, String) {
     (child, format!("http://{address}"))
 }
 
-fn request_id(sequence: u64, n: u64) -> String {
-    format!("{sequence:06}-{n:03}-aaaa-bbbb-0123456789ab")
+/// Proxies pushing at once (so the collector applies queued pushes as groups).
+const PROXIES: u64 = 4;
+
+fn request_id(proxy: u64, sequence: u64, n: u64) -> String {
+    format!("{proxy}-{sequence:06}-{n:03}-aaaa-bbbb-0123456789ab")
 }
 
-fn push(sequence: u64) -> PushRequest {
+fn push(proxy: u64, sequence: u64) -> PushRequest {
     PushRequest {
         proxy: Some(ProxyIdentity {
-            instance_id: "vm-1".into(),
+            instance_id: format!("vm-{proxy}"),
             pod: "productpage-v1-7d9c".into(),
             namespace: "shop".into(),
             workload: "productpage-v1".into(),
@@ -106,7 +109,7 @@ fn push(sequence: u64) -> PushRequest {
         sequence,
         records: (0..RECORDS_PER_BATCH)
             .map(|n| DecisionRecord {
-                request_id: request_id(sequence, n),
+                request_id: request_id(proxy, sequence, n),
                 start_time_unix_nanos: 1_700_000_000_000_000_000 + sequence * 1000 + n,
                 response_code: 503,
                 response_flags: 1 << 5,
@@ -147,72 +150,91 @@ async fn sigkill_during_ingest_loses_nothing_acknowledged_and_doubles_nothing() 
     let dir = TempDir::new("store-kill");
     let (mut child, url) = start(&dir.0).await;
 
-    // Push batches back to back until the collector dies under us.
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let pusher = {
-        let (acked, url) = (Arc::clone(&acked), url.clone());
-        tokio::spawn(async move {
-            let mut ingest = IngestClient::connect(url).await.expect("connect");
-            for sequence in 1.. {
-                match ingest.push(push(sequence)).await {
-                    Ok(response) => {
-                        assert!(!response.into_inner().duplicate);
-                        acked.lock().expect("not poisoned").push(sequence);
+    // Each proxy pushes batches back to back until the collector dies under it.
+    let acked = Arc::new(Mutex::new(0usize));
+    let pushers: Vec<_> = (0..PROXIES)
+        .map(|proxy| {
+            let (acked, url) = (Arc::clone(&acked), url.clone());
+            tokio::spawn(async move {
+                let mut ingest = IngestClient::connect(url).await.expect("connect");
+                let mut sequences = Vec::new();
+                for sequence in 1.. {
+                    match ingest.push(push(proxy, sequence)).await {
+                        Ok(response) => {
+                            assert!(!response.into_inner().duplicate);
+                            sequences.push(sequence);
+                            *acked.lock().expect("not poisoned") += 1;
+                        }
+                        // The kill: this push may or may not have been committed.
+                        Err(_) => return (sequences, sequence),
                     }
-                    // The kill: this push may or may not have been committed.
-                    Err(_) => return sequence,
                 }
-            }
-            unreachable!("the collector is killed first")
+                unreachable!("the collector is killed first")
+            })
         })
-    };
+        .collect();
     tokio::time::timeout(PATIENCE, async {
-        while acked.lock().expect("not poisoned").len() < 20 {
+        while *acked.lock().expect("not poisoned") < 40 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
-    .expect("20 pushes acknowledged in time");
+    .expect("40 pushes acknowledged in time");
     child.start_kill().expect("SIGKILL sent");
     child.wait().await.expect("the collector died");
-    let failed = tokio::time::timeout(PATIENCE, pusher)
-        .await
-        .expect("the pusher noticed")
-        .expect("the pusher did not panic");
-    let acked = acked.lock().expect("not poisoned").clone();
-    assert!(acked.len() >= 20);
-    assert_eq!(acked, (1..failed).collect::<Vec<_>>());
+    let mut outcomes = Vec::new();
+    for pusher in pushers {
+        let (sequences, failed) = tokio::time::timeout(PATIENCE, pusher)
+            .await
+            .expect("the pusher noticed")
+            .expect("the pusher did not panic");
+        assert_eq!(sequences, (1..failed).collect::<Vec<_>>());
+        outcomes.push(failed);
+    }
 
     // Restart on the same directory: every acknowledged record is there.
     let (mut child, url) = start(&dir.0).await;
     let ids = stored_ids(&url).await;
-    let expected: Vec<String> = (1..failed)
-        .flat_map(|sequence| (0..RECORDS_PER_BATCH).map(move |n| request_id(sequence, n)))
+    let acknowledged: Vec<String> = (0..PROXIES)
+        .flat_map(|proxy| {
+            (1..outcomes[proxy as usize]).flat_map(move |sequence| {
+                (0..RECORDS_PER_BATCH).map(move |n| request_id(proxy, sequence, n))
+            })
+        })
         .collect();
-    let unacked: Vec<&String> = ids.iter().filter(|id| !expected.contains(id)).collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| ids.binary_search(id).is_err())
+        .collect();
     assert!(
-        ids.len() == expected.len() || ids.len() == expected.len() + RECORDS_PER_BATCH as usize,
-        "{} stored, {} acknowledged; extra {:?}",
-        ids.len(),
-        expected.len(),
-        unacked.first()
+        missing.is_empty(),
+        "{} acknowledged records lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
     );
-    assert!(expected.iter().all(|id| ids.binary_search(id).is_ok()));
+    // Beyond them at most the one batch per proxy that was in flight at the kill.
+    assert!(ids.len() <= acknowledged.len() + (PROXIES * RECORDS_PER_BATCH) as usize);
 
-    // The filter retries: an acknowledged batch is a duplicate, the one in flight at the
-    // kill is applied now unless it had been committed; nothing is doubled either way.
+    // The filters retry: an acknowledged batch is a duplicate, the one in flight at the kill
+    // is applied now unless it had been committed; nothing is doubled either way.
     let mut ingest = IngestClient::connect(url.clone()).await.expect("connect");
-    let retried = ingest
-        .push(push(acked[5]))
-        .await
-        .expect("retry")
-        .into_inner();
-    assert!(retried.duplicate, "an acknowledged sequence is a duplicate");
-    let in_flight = ingest.push(push(failed)).await.expect("retry").into_inner();
-    let committed_before_kill = ids.len() > expected.len();
-    assert_eq!(in_flight.duplicate, committed_before_kill);
+    for proxy in 0..PROXIES {
+        let failed = outcomes[proxy as usize];
+        // (A proxy may have been killed before its first answer.)
+        if failed > 1 {
+            let retried = ingest.push(push(proxy, failed - 1)).await.expect("retry");
+            assert!(
+                retried.into_inner().duplicate,
+                "an acknowledged sequence is a duplicate"
+            );
+        }
+        let committed = ids.binary_search(&request_id(proxy, failed, 0)).is_ok();
+        let in_flight = ingest.push(push(proxy, failed)).await.expect("retry");
+        assert_eq!(in_flight.into_inner().duplicate, committed);
+    }
     let ids = stored_ids(&url).await;
-    assert_eq!(ids.len(), failed as usize * RECORDS_PER_BATCH as usize);
+    let total: u64 = outcomes.iter().sum();
+    assert_eq!(ids.len(), (total * RECORDS_PER_BATCH) as usize);
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "no record stored twice");
@@ -223,9 +245,13 @@ async fn sigkill_during_ingest_loses_nothing_acknowledged_and_doubles_nothing() 
         .await
         .expect("list proxies")
         .into_inner();
-    let proxy = &proxies.proxies[0];
-    assert_eq!(proxy.last_sequence, failed);
-    assert_eq!(proxy.missing_batches, 0);
+    assert_eq!(proxies.proxies.len(), PROXIES as usize);
+    for status in &proxies.proxies {
+        let proxy = status.proxy.as_ref().expect("identity");
+        let index: usize = proxy.instance_id["vm-".len()..].parse().expect("vm-N");
+        assert_eq!(status.last_sequence, outcomes[index]);
+        assert_eq!(status.missing_batches, 0);
+    }
 
     child.start_kill().expect("SIGKILL sent");
     child.wait().await.expect("the collector died");
