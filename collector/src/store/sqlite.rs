@@ -786,13 +786,16 @@ impl SqliteStore {
     /// every batch row the window can reach: the slow path, for listings past what memory holds.
     fn list_from_file(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, ListError> {
         let mut statement = self.conn.prepare_cached(
-            "SELECT identity, received, data FROM batches WHERE max_start >= ?1 ORDER BY id DESC",
+            "SELECT identity, received, data, records, min_start FROM batches
+             WHERE max_start >= ?1 ORDER BY id DESC",
         )?;
         let since = filter.since_unix_nanos.unwrap_or(0) as i64;
         let mut rows = statement.query([since])?;
         let mut page = RecordPage::default();
         let empty = Arc::new(ProxyIdentity::default());
         let mut batch = Vec::new();
+        let by_sender_and_time =
+            filter.response_code.is_none() && filter.flags_all == 0 && filter.request_id.is_none();
         while let Some(row) = rows.next()? {
             let proxy = self
                 .dictionaries
@@ -805,6 +808,16 @@ impl SqliteStore {
                 && sender(&filter.workload, &proxy.workload)
                 && sender(&filter.pod, &proxy.pod))
             {
+                continue;
+            }
+            // A full page only counts what else matches: when the sender and the time decide
+            // for the whole batch, count it without decoding.
+            let (count, min_start): (i64, i64) = (row.get(3)?, row.get(4)?);
+            if page.records.len() >= limit
+                && by_sender_and_time
+                && min_start as u64 >= filter.since_unix_nanos.unwrap_or(0)
+            {
+                page.truncated += count as u64;
                 continue;
             }
             let received = row.get::<_, i64>(1)? as u64;

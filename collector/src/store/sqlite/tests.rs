@@ -154,6 +154,24 @@ fn memory_holds_the_newest_and_listings_reach_the_file() {
     assert_eq!(ids(&store), ["r1", "r2", "r3", "r4", "r5"]);
     let page = store.list_records(&RecordFilter::default(), 2).unwrap();
     assert_eq!(page.truncated, 3);
+    let since = RecordFilter {
+        since_unix_nanos: Some(2),
+        ..Default::default()
+    };
+    let page = store.list_records(&since, 2).unwrap();
+    assert_eq!(page.truncated, 2, "r2 and r3 matched beyond the page");
+    let code = RecordFilter {
+        response_code: Some(503),
+        ..Default::default()
+    };
+    assert_eq!(store.list_records(&code, 1).unwrap().truncated, 4);
+    let mut store = store;
+    store
+        .apply_push(batch("a", 2, vec![record("r6", 6), record("r7", 7)]), 2)
+        .unwrap();
+    let page = store.list_records(&RecordFilter::default(), 1).unwrap();
+    assert_eq!(page.records[0].record.request_id, "r7");
+    assert_eq!(page.truncated, 6, "whole batches counted without decoding");
     let one = RecordFilter {
         request_id: Some("r1".into()),
         ..Default::default()
