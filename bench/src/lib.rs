@@ -3,8 +3,9 @@
 //! failure traffic, Envoy's native gRPC access logger, a JSON file log) run side by side, one
 //! real Envoy 1.40 each (`--concurrency 1`, loopback, pinned to one CPU), interleaved in short
 //! bursts over many rounds so the machine's noise hits all alike; Envoy's CPU per request comes
-//! from /proc. Then the collector's ingest rate on one core. Results go to
-//! `target/bench/results.{json,md}`.
+//! from /proc. Then the collector's ingest rate on one core, and the access-log reader's lines
+//! per second on one thread (`--logread` runs only that one). Results go to
+//! `target/bench/results.{json,md}` (`logread.{json,md}` for `--logread`).
 //!
 //! Processes are the e2e harness's (`meshwhy-e2e`): Envoy and the collector are killed when
 //! their handles drop, also on error.
@@ -13,6 +14,7 @@ pub mod als;
 pub mod collector_bench;
 pub mod envoy_bench;
 pub mod loadgen;
+pub mod logread_bench;
 pub mod options;
 pub mod outage;
 pub mod pin;
@@ -29,6 +31,9 @@ use std::{path::Path, time::Duration};
 
 /// Runs what `options` asks for and writes the report.
 pub async fn run(options: Options) -> Result<()> {
+    if options.logread {
+        return logread_only(&options).await;
+    }
     let meshwhy_wasm = paths::filter_wasm()?;
     let empty_wasm = match &options.empty_wasm {
         Some(path) => path.clone(),
@@ -128,6 +133,12 @@ pub async fn run(options: Options) -> Result<()> {
         Some(result)
     };
 
+    let logread = if options.skip_logread {
+        None
+    } else {
+        Some(run_logread(&options, cpus.map(|cpus| cpus.load)).await?)
+    };
+
     let report = report::Report {
         date: utc_now(),
         machine,
@@ -143,6 +154,7 @@ pub async fn run(options: Options) -> Result<()> {
         modules,
         outage,
         ingest,
+        logread,
     };
     let markdown = report::markdown(&report);
     println!("{markdown}");
@@ -165,6 +177,70 @@ pub async fn run(options: Options) -> Result<()> {
     if options.smoke {
         smoke_check(&scenarios, &report)?;
         eprintln!("smoke: every scenario ran, answered and shipped");
+    }
+    Ok(())
+}
+
+/// The log reader bench on this process's thread (pinned to `cpu` when the process is).
+async fn run_logread(
+    options: &Options,
+    cpu: Option<usize>,
+) -> Result<logread_bench::LogreadResult> {
+    let load = logread_bench::LogreadLoad {
+        lines: options.logread_lines,
+        rounds: options.logread_rounds,
+        pinned_cpu: cpu,
+    };
+    eprintln!(
+        "log reader: {} rounds of {} lines per input kind, one thread…",
+        load.rounds, load.lines
+    );
+    logread_bench::run(&load).await
+}
+
+/// `--logread`: only the log reader, with this process pinned to the measured CPU; writes
+/// `logread.{md,json}` (`smoke-logread.*` with `--smoke`).
+async fn logread_only(options: &Options) -> Result<()> {
+    let machine = machine();
+    let cpu = if options.no_pin {
+        None
+    } else {
+        pin::plan().map(|cpus| cpus.measured)
+    };
+    if let Some(cpu) = cpu {
+        pin::pin(std::process::id(), cpu)?;
+    }
+    if options.boost {
+        pin::boost(std::process::id())?;
+    }
+    let result = run_logread(options, cpu).await?;
+    let mut markdown = format!("Measured {} on {machine}.\n", utc_now());
+    report::logread_budget(&mut markdown, &result);
+    logread_bench::markdown(&mut markdown, &result);
+    println!("{markdown}");
+    let out = if options.out.is_absolute() {
+        options.out.clone()
+    } else {
+        paths::repo_root().join(&options.out)
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+    let stem = if options.smoke {
+        "smoke-logread"
+    } else {
+        "logread"
+    };
+    std::fs::write(out.join(format!("{stem}.md")), &markdown)?;
+    std::fs::write(
+        out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    eprintln!(
+        "wrote {}",
+        out.join(format!("{stem}.{{md,json}}")).display()
+    );
+    if options.smoke {
+        logread_bench::smoke_check(&result)?;
+        eprintln!("smoke: the log reader read every input kind");
     }
     Ok(())
 }
@@ -287,6 +363,9 @@ fn smoke_check(scenarios: &[scenario::Scenario], report: &report::Report) -> Res
             ingest.records > 0,
             "smoke: the collector acknowledged no record"
         );
+    }
+    if let Some(logread) = &report.logread {
+        logread_bench::smoke_check(logread)?;
     }
     Ok(())
 }

@@ -14,6 +14,9 @@ pub const DEFAULT_REQUESTS: u64 = 2_500;
 pub const DEFAULT_WARMUP_REQUESTS: u64 = 10_000;
 /// Default closed-loop connections.
 pub const DEFAULT_CONNECTIONS: usize = 16;
+/// Default lines per log reader round and input kind: about a second each at the budget's
+/// 1M lines/s, many 10 ms CPU ticks.
+pub const DEFAULT_LOGREAD_LINES: u64 = 1_000_000;
 /// Default fixed rate for latency, requests/s: well below the slowest scenario's saturation.
 pub const DEFAULT_RATE: f64 = 2_000.0;
 
@@ -115,6 +118,22 @@ pub struct Options {
     #[arg(long, env = "MESHWHY_BENCH_INGEST_IN_FLIGHT", default_value_t = 8)]
     pub ingest_in_flight: usize,
 
+    /// Only the log reader bench (no Envoy, no collector, no wasm modules needed).
+    #[arg(long)]
+    pub logread: bool,
+
+    /// Skip the log reader bench.
+    #[arg(long, conflicts_with = "logread")]
+    pub skip_logread: bool,
+
+    /// Lines the log reader reads per input kind per round.
+    #[arg(long, env = "MESHWHY_BENCH_LOGREAD_LINES", default_value_t = DEFAULT_LOGREAD_LINES)]
+    pub logread_lines: u64,
+
+    /// Log reader rounds (each reads every input kind once).
+    #[arg(long, env = "MESHWHY_BENCH_LOGREAD_ROUNDS", default_value_t = 5)]
+    pub logread_rounds: usize,
+
     /// Do not pin: by default Envoy and the collector run on the first CPU, this process (load
     /// generator, upstreams, sinks) on the last.
     #[arg(long)]
@@ -162,6 +181,8 @@ impl Options {
             self.ingest_in_flight = 2;
             self.outage_secs = 2.0;
             self.outage_rate = 200.0;
+            self.logread_lines = 2_000;
+            self.logread_rounds = 1;
         }
         self
     }
@@ -182,6 +203,8 @@ impl Options {
             ("--ingest-in-flight", self.ingest_in_flight as f64),
             ("--outage-secs", self.outage_secs),
             ("--outage-rate", self.outage_rate),
+            ("--logread-lines", self.logread_lines as f64),
+            ("--logread-rounds", self.logread_rounds as f64),
         ];
         for (flag, value) in positive {
             if !(value.is_finite() && value > 0.0) {

@@ -7,6 +7,7 @@
 use crate::{
     collector_bench::IngestResult,
     envoy_bench::{Finish, Sample},
+    logread_bench::{self, BUDGET_SALVAGE_PER_CORE, BUDGET_TEXT_PER_CORE, LogreadResult},
     outage::OutageResult,
     scenario::{Scenario, Traffic},
     stats::{Ratio, Spread, median},
@@ -147,6 +148,8 @@ pub struct Report {
     pub outage: Option<OutageResult>,
     /// The collector run, when it ran.
     pub ingest: Option<IngestResult>,
+    /// The log reader run, when it ran.
+    pub logread: Option<LogreadResult>,
 }
 
 fn row<'a>(report: &'a Report, name: &str) -> Option<&'a Row> {
@@ -217,6 +220,9 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(ingest) = &report.ingest {
         ingest_table(&mut out, ingest);
+    }
+    if let Some(logread) = &report.logread {
+        logread_bench::markdown(&mut out, logread);
     }
     out
 }
@@ -344,6 +350,47 @@ fn budget_table(out: &mut String, report: &Report) {
             ingest.records_per_cpu_second / 1000.0,
             ingest.records_per_second / 1000.0,
             met(ingest.records_per_cpu_second >= BUDGET_INGEST_PER_CORE)
+        );
+    }
+    if let Some(logread) = &report.logread {
+        logread_budget(out, logread);
+    }
+}
+
+/// The log reader's budget rows (also the whole budget table of a `--logread` run, which
+/// starts it when `out` has no table yet).
+pub fn logread_budget(out: &mut String, logread: &LogreadResult) {
+    if !out.contains("| budget (DESIGN.md) |") {
+        let _ = writeln!(
+            out,
+            "\n| budget (DESIGN.md) | goal | lines per CPU-second, median [range] | | lines/s wall | verdict |\n|---|---|---|---|---|---|"
+        );
+    }
+    let met = |ok: bool| if ok { "met" } else { "**missed**" };
+    for (what, kind, goal) in [
+        (
+            "log reader, Istio's default text format, one core",
+            "istio-text",
+            BUDGET_TEXT_PER_CORE,
+        ),
+        (
+            "log reader, salvage, one core",
+            "salvage",
+            BUDGET_SALVAGE_PER_CORE,
+        ),
+    ] {
+        let Some(row) = logread.kinds.iter().find(|k| k.kind == kind) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| {what} | ≥ {:.0}k lines/s | {} | | {:.0} | {} |",
+            goal / 1000.0,
+            row.lines_per_cpu_second.show(0),
+            row.lines_per_second.median,
+            // Per CPU-second, like the ingest budget: "on one core" is the work a core does,
+            // whatever else the shared machine runs meanwhile.
+            met(row.lines_per_cpu_second.median >= goal)
         );
     }
 }

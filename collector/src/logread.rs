@@ -36,8 +36,6 @@ pub const ORIGIN_JSON: &str = "access-log:json";
 pub const ORIGIN_CUSTOM: &str = "access-log:custom";
 /// Most wrappers unwrapped (`{"log": "{\"log\": …}"}`).
 const MAX_WRAPPING: usize = 2;
-/// Words of a prefix skipped when looking for where a custom format starts.
-const MAX_PREFIX_WORDS: usize = 4;
 
 /// Reads lines with the built-in formats and, when given, the user's own (tried first).
 #[derive(Debug, Clone, Default)]
@@ -70,10 +68,14 @@ pub struct LogLine {
 fn builtins() -> &'static [(eras::Era, Template)] {
     static BUILTINS: OnceLock<Vec<(eras::Era, Template)>> = OnceLock::new();
     BUILTINS.get_or_init(|| {
-        eras::ERAS
+        let mut compiled: Vec<(eras::Era, Template)> = eras::ERAS
             .iter()
             .filter_map(|era| Template::compile(era.format).ok().map(|t| (*era, t)))
-            .collect()
+            .collect();
+        // Most fields first (stable: ties keep the era order), so the first whole match is the
+        // best one.
+        compiled.sort_by_key(|(_, template)| std::cmp::Reverse(template.field_count()));
+        compiled
     })
 }
 
@@ -123,6 +125,14 @@ impl LogReader {
 
     /// Reads one line.
     pub fn read_line(&self, line: &str) -> Result<LogLine, Unreadable> {
+        // Work stays bounded whatever is pasted: a longer line is read as cut here.
+        let line = line.get(..MAX_LINE_BYTES).unwrap_or_else(|| {
+            let mut end = MAX_LINE_BYTES.min(line.len());
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            &line[..end]
+        });
         self.read_wrapped(line, 0)
             .ok_or_else(|| Unreadable(why_unreadable(line)))
     }
@@ -151,8 +161,8 @@ impl LogReader {
 
     /// A JSON object or a text format, not salvage.
     fn read_format(&self, text: &str, cut: bool, depth: usize) -> Option<LogLine> {
-        if let Some(at) = text.find('{')
-            && text.trim_end().ends_with('}')
+        if text.ends_with('}')
+            && let Some(at) = text.find('{')
         {
             match json::read(&text[at..], &self.json_keys) {
                 Some(json::JsonLine::Record {
@@ -185,66 +195,31 @@ impl LogReader {
         let mut best: Option<Best<'_>> = None;
         let mut values = Vec::with_capacity(24);
         let time_at = time_start(text);
-        let request_at = request_line_start(text);
-        let candidates = |template: &Template| -> Vec<usize> {
-            match template.first_literal() {
-                Some("[") => time_at.into_iter().collect(),
-                Some(literal) => text
-                    .match_indices(literal)
-                    .map(|(i, _)| i)
-                    .take(3)
-                    .collect(),
-                None => word_starts(text),
-            }
-        };
+        // Found only when a format needs it: most lines match whole from their start time.
+        let mut request_at: Option<Option<usize>> = None;
         let custom = self.custom.iter().map(|template| (None, template));
         let builtin = builtins()
             .iter()
             .map(|(era, template)| (Some(*era), template));
         for (era, template) in custom.chain(builtin) {
-            let mut attempts: Vec<(usize, bool)> = candidates(template)
-                .into_iter()
-                .map(|start| (start, false))
-                .collect();
-            if let Some(at) = request_at {
-                attempts.push((at, true));
+            let mut whole = false;
+            for start in starts(template, text, time_at).into_iter().flatten() {
+                if let Some(matched) = template.match_line(&text[start..], &mut values) {
+                    whole |= matched.fit != Fit::Cut;
+                    consider(&mut best, era, matched, &values, start);
+                }
             }
-            for (start, from_request_line) in attempts {
-                let slice = &text[start..];
-                let matched = if from_request_line {
-                    template.match_request_line(slice, &mut values)
-                } else {
-                    template.match_line(slice, &mut values)
-                };
-                let Some(matched) = matched else { continue };
-                if matched.fit == Fit::Cut && !values.iter().any(|(f, _)| *f == Field::Code) {
-                    continue;
-                }
-                let better = match &best {
-                    None => true,
-                    Some(best) => {
-                        // The user's format wins ties: they said it is theirs.
-                        let rank = |fit: Fit, custom: bool, n: usize| (fit, custom, n);
-                        rank(matched.fit, era.is_none(), values.len())
-                            > rank(best.fit, best.era.is_none(), best.values.len())
-                    }
-                };
-                if better {
-                    best = Some(Best {
-                        era,
-                        fit: matched.fit,
-                        values: values.clone(),
-                        rest: matched.rest,
-                        start,
-                        tied_with_modern: false,
-                    });
-                } else if let Some(best) = &mut best
-                    && best.fit == matched.fit
-                    && best.values.len() == values.len()
-                    && era.is_some_and(|era| !era.predates_nc)
-                {
-                    best.tied_with_modern = true;
-                }
+            // A line whose head was cut off starts at its request line.
+            if !whole
+                && let Some(at) = *request_at.get_or_insert_with(|| request_line_start(text))
+                && let Some(matched) = template.match_request_line(&text[at..], &mut values)
+            {
+                consider(&mut best, era, matched, &values, at);
+            }
+            // The user's format first, then the built-ins by falling field count: a whole match
+            // cannot be beaten by what follows.
+            if best.as_ref().is_some_and(|best| best.fit == Fit::Full) {
+                break;
             }
         }
         let best = best?;
@@ -280,13 +255,11 @@ impl LogReader {
         if best.era.is_some_and(|era| era.predates_nc) && !best.tied_with_modern {
             unknown |= field::bit(RecordField::NcFlag);
         }
-        let name = best.era.map_or(ORIGIN_CUSTOM.to_owned(), |era| {
-            format!("access-log:{}", era.name)
-        });
+        let name = best.era.map_or(ORIGIN_CUSTOM, |era| era.origin);
         let origin = if best.fit == Fit::Cut || cut {
-            format!("{name} (cut)")
+            format!("{name}{CUT_SUFFIX}")
         } else {
-            name
+            name.to_owned()
         };
         finish_line(record, unknown, origin, &text[..best.start])
     }
@@ -300,16 +273,7 @@ fn finish_line(
     origin: String,
     prefix: &str,
 ) -> LogLine {
-    use crate::decode::ClusterName;
-    let direction = match ClusterName::parse(&record.cluster) {
-        ClusterName::Inbound { .. } | ClusterName::InboundPassthrough => Direction::Inbound,
-        ClusterName::Outbound { .. } | ClusterName::Passthrough | ClusterName::BlackHole => {
-            Direction::Outbound
-        }
-        _ if matches!(record.route_name.as_str(), "allow_any" | "block_all") => Direction::Outbound,
-        _ if record.requested_server_name.starts_with("outbound_.") => Direction::Inbound,
-        _ => Direction::Unspecified,
-    };
+    let direction = direction_of(&record);
     if direction != Direction::Unspecified {
         unknown &= !field::bit(RecordField::Direction);
     }
@@ -323,6 +287,94 @@ fn finish_line(
     }
 }
 
+/// Keeps `matched` when it beats `best`: a whole match over one with more after it over a cut
+/// one, the user's format over a built-in, more values over fewer. A cut match must have
+/// reached the response code.
+fn consider<'a>(
+    best: &mut Option<Best<'a>>,
+    era: Option<eras::Era>,
+    matched: template::Matched<'a>,
+    values: &[(Field, &'a str)],
+    start: usize,
+) {
+    if matched.fit == Fit::Cut && !values.iter().any(|(field, _)| *field == Field::Code) {
+        return;
+    }
+    let rank = |fit: Fit, custom: bool, n: usize| (fit, custom, n);
+    match best {
+        Some(best)
+            if rank(matched.fit, era.is_none(), values.len())
+                <= rank(best.fit, best.era.is_none(), best.values.len()) =>
+        {
+            if best.fit == matched.fit
+                && best.values.len() == values.len()
+                && era.is_some_and(|era| !era.predates_nc)
+            {
+                best.tied_with_modern = true;
+            }
+        }
+        Some(best) => {
+            // Reuse the buffer: most lines have one match, some a cut one and then a whole one.
+            best.values.clear();
+            best.values.extend_from_slice(values);
+            best.era = era;
+            best.fit = matched.fit;
+            best.rest = matched.rest;
+            best.start = start;
+            best.tied_with_modern = false;
+        }
+        None => {
+            *best = Some(Best {
+                era,
+                fit: matched.fit,
+                values: values.to_vec(),
+                rest: matched.rest,
+                start,
+                tied_with_modern: false,
+            });
+        }
+    }
+}
+
+/// Where in `text` a template may start: at the start time for formats opening with `[`, at its
+/// first literal for other formats that open with one, else at one of the first words (after
+/// a log tool's prefix).
+fn starts(template: &Template, text: &str, time_at: Option<usize>) -> [Option<usize>; 5] {
+    let mut starts = [None; 5];
+    match template.first_literal() {
+        Some("[") => starts[0] = time_at,
+        Some(literal) => {
+            for (slot, (i, _)) in starts.iter_mut().zip(text.match_indices(literal)) {
+                *slot = Some(i);
+            }
+        }
+        None => {
+            for (slot, i) in starts.iter_mut().zip(word_starts(text)) {
+                *slot = Some(i);
+            }
+        }
+    }
+    starts
+}
+
+/// The listener a record's cluster name says it went through (`inbound|…` vs `outbound|…` and
+/// Istio's special clusters), or its route or SNI when the cluster says nothing.
+fn direction_of(record: &DecisionRecord) -> Direction {
+    let cluster = record.cluster.as_str();
+    if cluster.starts_with("inbound|") || cluster.starts_with("InboundPassthroughCluster") {
+        Direction::Inbound
+    } else if cluster.starts_with("outbound|")
+        || matches!(cluster, "PassthroughCluster" | "BlackHoleCluster")
+        || matches!(record.route_name.as_str(), "allow_any" | "block_all")
+    {
+        Direction::Outbound
+    } else if record.requested_server_name.starts_with("outbound_.") {
+        Direction::Inbound
+    } else {
+        Direction::Unspecified
+    }
+}
+
 /// Where `[<digit>` opens a start time.
 fn time_start(text: &str) -> Option<usize> {
     text.match_indices('[')
@@ -332,28 +384,29 @@ fn time_start(text: &str) -> Option<usize> {
 
 /// Where `"METHOD ` or `"- ` opens a request line.
 fn request_line_start(text: &str) -> Option<usize> {
-    text.match_indices('"').map(|(i, _)| i).find(|&i| {
-        let rest = &text[i + 1..];
-        let word = rest.split(' ').next().unwrap_or("");
-        rest.len() > word.len()
-            && (word == "-" || (!word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())))
+    // Methods are short: looking further than this after each quote would make a line of quotes
+    // cost its length squared.
+    const LONGEST_METHOD: usize = 16;
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'"', bytes).find(|&i| {
+        let word = &bytes[i + 1..bytes.len().min(i + 2 + LONGEST_METHOD)];
+        let Some(end) = word.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let word = &word[..end];
+        word == b"-" || (!word.is_empty() && word.iter().all(u8::is_ascii_uppercase))
     })
 }
 
 /// Offsets of the line's first words: where a custom format without a leading literal may
 /// start once a log tool's prefix is skipped.
-fn word_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![0];
+fn word_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
     let bytes = text.as_bytes();
-    for i in 1..bytes.len() {
-        if starts.len() > MAX_PREFIX_WORDS {
-            break;
-        }
-        if bytes[i - 1].is_ascii_whitespace() && !bytes[i].is_ascii_whitespace() {
-            starts.push(i);
-        }
-    }
-    starts
+    std::iter::once(0).chain(
+        (1..bytes.len()).filter(move |&i| {
+            bytes[i - 1].is_ascii_whitespace() && !bytes[i].is_ascii_whitespace()
+        }),
+    )
 }
 
 /// One clause on why a line was not read.
@@ -376,7 +429,13 @@ pub struct ReadReport {
     pub salvaged: u64,
     /// Lines with nothing recognisable.
     pub unreadable: u64,
-    /// The first few unreadable lines, shortened.
+    /// Lines of the proxy's own log (Envoy's `[… ][thread][level]` messages, istio-agent's
+    /// `…Z<TAB>info<TAB>…`): `kubectl logs -c istio-proxy` interleaves them; not access-log
+    /// entries, and not unreadable either.
+    pub proxy_log: u64,
+    /// Lines that were the wrapped rest of the line before them (read together with it).
+    pub joined: u64,
+    /// The first few skipped lines (unreadable or the proxy's own), shortened.
     pub samples: Vec<String>,
     /// Records per origin (`access-log:istio-1.9`, …).
     pub by_origin: BTreeMap<String, u64>,
@@ -385,19 +444,53 @@ pub struct ReadReport {
 impl ReadReport {
     /// The warning to print when some lines were unreadable; `None` when all were read.
     pub fn warning(&self, name: &str) -> Option<String> {
-        if self.unreadable == 0 {
+        let skipped = self.unreadable + self.proxy_log;
+        if skipped == 0 {
             return None;
         }
         let mut text = format!(
-            "{name}: {} of {} lines are not access-log entries (skipped)",
-            self.unreadable, self.lines
+            "{name}: {skipped} of {} lines are not access-log entries (skipped)",
+            self.lines
         );
+        if self.proxy_log > 0 {
+            text.push_str(&format!(
+                ": {} of the proxy's own log, {} unreadable",
+                self.proxy_log, self.unreadable
+            ));
+        }
         for sample in &self.samples {
             text.push_str("\n  e.g. ");
             text.push_str(sample);
         }
         Some(text)
     }
+}
+
+/// Whether a line is one of the proxy's own log messages rather than an access-log entry:
+/// Envoy's `[2024-01-01 00:00:00.000][12][info][config] …` or istio-agent's
+/// `2024-01-01T00:00:00.000000Z<TAB>info<TAB>…`, after any log tool's prefix.
+pub fn is_proxy_log(line: &str) -> bool {
+    const LEVELS: &[&str] = &[
+        "trace", "debug", "info", "warn", "warning", "error", "critical", "fatal",
+    ];
+    let head = &line.as_bytes()[..line.len().min(160)];
+    let agent = memchr::memmem::find_iter(head, b"Z\t").any(|at| {
+        let rest = &head[at + 2..];
+        LEVELS.iter().any(|level| {
+            rest.starts_with(level.as_bytes()) && rest.get(level.len()) == Some(&b'\t')
+        })
+    });
+    let envoy = memchr::memmem::find_iter(head, b"][").any(|at| {
+        // `…:00.000][12][info]`: a thread id in brackets, then a level.
+        let rest = &head[at + 2..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        digits > 0
+            && rest[digits..].starts_with(b"][")
+            && LEVELS
+                .iter()
+                .any(|level| rest[digits + 2..].starts_with(level.as_bytes()))
+    });
+    agent || envoy
 }
 
 /// Reads every line of `input`, calling `each` for every record; invalid UTF-8 is read lossily,
@@ -409,6 +502,19 @@ pub fn read_lines(
 ) -> std::io::Result<ReadReport> {
     let mut report = ReadReport::default();
     let mut buffer = Vec::new();
+    // A line read as cut, held back one line: the next may be its wrapped rest.
+    let mut held: Option<(String, LogLine)> = None;
+    let mut emit = |report: &mut ReadReport, read: LogLine| {
+        report.read += 1;
+        if read.record.origin == ORIGIN_SALVAGED {
+            report.salvaged += 1;
+        }
+        *report
+            .by_origin
+            .entry(read.record.origin.clone())
+            .or_default() += 1;
+        each(read);
+    };
     while next_line(&mut input, &mut buffer)? {
         let line = String::from_utf8_lossy(&buffer);
         let line = line.trim();
@@ -416,18 +522,26 @@ pub fn read_lines(
             continue;
         }
         report.lines += 1;
-        match reader.read_line(line) {
-            Ok(read) => {
-                report.read += 1;
-                if read.record.origin == ORIGIN_SALVAGED {
-                    report.salvaged += 1;
-                }
-                *report
-                    .by_origin
-                    .entry(read.record.origin.clone())
-                    .or_default() += 1;
-                each(read);
+        if let Some((head, cut)) = held.take() {
+            if let Some(whole) = rejoin(reader, &head, line) {
+                report.joined += 1;
+                emit(&mut report, whole);
+                continue;
             }
+            emit(&mut report, cut);
+        }
+        if is_proxy_log(line) {
+            report.proxy_log += 1;
+            if report.samples.len() < MAX_SAMPLES {
+                report.samples.push(shorten(line));
+            }
+            continue;
+        }
+        match reader.read_line(line) {
+            Ok(read) if read.record.origin.ends_with(CUT_SUFFIX) => {
+                held = Some((line.to_owned(), read));
+            }
+            Ok(read) => emit(&mut report, read),
             Err(_) => {
                 report.unreadable += 1;
                 if report.samples.len() < MAX_SAMPLES {
@@ -436,7 +550,28 @@ pub fn read_lines(
             }
         }
     }
+    if let Some((_, cut)) = held {
+        emit(&mut report, cut);
+    }
     Ok(report)
+}
+
+/// `origin` suffix of a record whose line ended before its format did.
+const CUT_SUFFIX: &str = " (cut)";
+
+/// The record of a line wrapped in two (a terminal's or a chat's hard wrap, cut anywhere, even
+/// inside a word): `head` read as cut and `tail` not a line of its own; `None` unless together
+/// they make a whole line of a known format.
+fn rejoin(reader: &LogReader, head: &str, tail: &str) -> Option<LogLine> {
+    if tail.starts_with('[') || tail.starts_with('{') || is_proxy_log(tail) {
+        return None;
+    }
+    ["", " "].iter().find_map(|separator| {
+        let joined = format!("{head}{separator}{tail}");
+        reader.read_line(&joined).ok().filter(|read| {
+            !read.record.origin.ends_with(CUT_SUFFIX) && read.record.origin != ORIGIN_SALVAGED
+        })
+    })
 }
 
 /// The next line into `buffer` (without its newline), at most [`MAX_LINE_BYTES`] of it; false at

@@ -106,16 +106,12 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     let hours: i64 = clock.next()?.parse().ok()?;
     let minutes: i64 = clock.next()?.parse().ok()?;
     let seconds: i64 = clock.next()?.parse().ok()?;
-    let digits: String = fraction
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .take(9)
-        .collect();
-    let nanos: i64 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse::<i64>().ok()? * 10_i64.pow(9 - digits.len() as u32)
-    };
+    // Up to nine fraction digits, scaled to nanoseconds (`.5` is 500 ms), without allocating.
+    let digits = fraction.bytes().take_while(u8::is_ascii_digit).take(9);
+    let (value, count) = digits.fold((0i64, 0u32), |(value, count), digit| {
+        (value * 10 + i64::from(digit - b'0'), count + 1)
+    });
+    let nanos = value * 10_i64.pow(9 - count);
     // Bounds keep the arithmetic below far from overflow on garbage input.
     let valid = (1970..=9999).contains(&year)
         && (1..=12).contains(&month)

@@ -446,7 +446,7 @@ async fn ingest_logs_then_explain_and_a_second_load_counts_once() {
         format!(
             "{log}: loaded 4 failure records and 3 successful requests (1 proxy: \
              productpage-v1-545db77b95-22jzk.shop) into {url}; already loaded before: 0 records \
-             and 0 successes; unreadable: 1 of 8 lines"
+             and 0 successes; unreadable: 0 of 8 lines, and 1 of the proxy's own log"
         )
     );
     let stderr = text(&out.stderr);

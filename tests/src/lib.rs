@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod cli;
 pub mod client;
 pub mod envoy;
+pub mod eras;
 pub mod lab;
 pub mod paths;
 pub mod process;

@@ -227,6 +227,10 @@ pub struct LabOptions {
     /// Start the collector with the lab (true), or only reserve its port so a test can start it
     /// later with [`Lab::start_collector`] (the collector-outage case).
     pub collector_running: bool,
+    /// More entries for the listener's `access_log` list, as YAML at its indentation (e.g. one
+    /// file logger per Istio format era, see [`crate::eras::access_loggers`]); `{ACCESS_LOG}` in
+    /// them is the main access log's path. Empty for none.
+    pub extra_access_logs: String,
 }
 
 impl Default for LabOptions {
@@ -234,6 +238,7 @@ impl Default for LabOptions {
         Self {
             filter_config: DEFAULT_FILTER_CONFIG.to_owned(),
             collector_running: true,
+            extra_access_logs: String::new(),
         }
     }
 }
@@ -281,6 +286,7 @@ impl Lab {
             closed: closed.addr,
             filter_config: options.filter_config,
         });
+        let config = with_access_logs(&config, &options.extra_access_logs)?;
         let envoy = Envoy::start("pipeline", &config).await?;
         let client = Client::new(envoy.listener("main")?);
         Ok(Self {
@@ -373,6 +379,21 @@ pub struct EnvoyAddrs {
     pub closer: SocketAddr,
     pub closed: SocketAddr,
     pub filter_config: String,
+}
+
+/// The listener's `access_log:` line in [`envoy_config`]'s output.
+const ACCESS_LOG_LIST: &str = "          access_log:\n";
+
+/// `config` with `entries` prepended to the listener's `access_log` list.
+fn with_access_logs(config: &str, entries: &str) -> Result<String> {
+    if entries.is_empty() {
+        return Ok(config.to_owned());
+    }
+    anyhow::ensure!(
+        config.contains(ACCESS_LOG_LIST),
+        "the scenario's Envoy config has no `access_log:` list to add loggers to"
+    );
+    Ok(config.replacen(ACCESS_LOG_LIST, &format!("{ACCESS_LOG_LIST}{entries}"), 1))
 }
 
 /// Indents every line of `text` by `n` spaces.

@@ -86,6 +86,7 @@ async fn an_outage_beyond_the_buffer_drops_and_counts_but_counters_stay_exact() 
                 "max_batch_records": 5, "max_buffered_records": {BUFFER}}}"#
         ),
         collector_running: false,
+        ..LabOptions::default()
     })
     .await?;
     for i in 0..FAILURES {

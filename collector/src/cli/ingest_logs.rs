@@ -182,13 +182,17 @@ fn summary(
     };
     format!(
         "{name}: loaded {} failure records and {} successful requests ({proxies_text}) into {collector}; \
-         already loaded before: {} records and {} successes; unreadable: {} of {} lines",
+         already loaded before: {} records and {} successes; unreadable: {} of {} lines{}",
         totals.records,
         totals.successes,
         totals.duplicate_records,
         totals.duplicate_successes,
         report.unreadable,
-        report.lines
+        report.lines,
+        match report.proxy_log {
+            0 => String::new(),
+            n => format!(", and {n} of the proxy's own log"),
+        }
     )
 }
 

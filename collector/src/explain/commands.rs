@@ -99,6 +99,12 @@ pub(crate) fn clusters(pod: &Pod, cluster: &ClusterName, fallback_host: &str) ->
 }
 
 pub(crate) fn endpoints(pod: &Pod, cluster: &str) -> String {
+    // A line that did not carry the cluster leaves a placeholder, never an empty name.
+    let cluster = if cluster.is_empty() {
+        "<cluster>"
+    } else {
+        cluster
+    };
     format!(
         "istioctl proxy-config endpoints {} --cluster \"{cluster}\"",
         pod.proxy()

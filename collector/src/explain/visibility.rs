@@ -84,6 +84,18 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
     let about = |causes: &[Cause]| {
         causes.contains(&cause) || last_attempt.is_some_and(|last| causes.contains(&last))
     };
+    // Every access-log format carries the start time and the request id: a line without both is a
+    // fragment, and what it lacks says nothing about the format's era.
+    let fragment = unseen(RecordField::StartTime) && unseen(RecordField::RequestId);
+    let in_this = |era: &str| {
+        if fragment {
+            "in this fragment".to_owned()
+        } else if era.is_empty() {
+            "in this format".to_owned()
+        } else {
+            format!("in this format ({era})")
+        }
+    };
     let mut notes = Vec::new();
     if unseen(RecordField::ResponseCodeDetails) {
         // RBAC and listener misses read without details say so in their own words.
@@ -94,15 +106,17 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
         };
         if let Some(from) = from {
             notes.push(format!(
-                "no response code details in this format (Istio before 1.9): the cause is read from {from}"
+                "no response code details {}: the cause is read from {from}",
+                in_this("Istio before 1.9")
             ));
         }
     }
     if about(ROUTE_CAUSES) {
         if unseen(RecordField::RouteName) {
-            notes.push(
-                "no route name in this format: the VirtualService cannot be named".to_owned(),
-            );
+            notes.push(format!(
+                "no route name {}: the VirtualService cannot be named",
+                in_this("")
+            ));
         } else if unseen(RecordField::RouteProvenance) && group.route_resource.is_none() {
             match record.route_name.as_str() {
                 // Istio's names for "no VirtualService": nothing to look up.
@@ -133,18 +147,19 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
         }
     }
     if about(ENDPOINT_CAUSES) && unseen(RecordField::UpstreamHost) {
-        notes.push(
-            "no upstream host in this format: which endpoint failed cannot be told".to_owned(),
-        );
+        notes.push(format!(
+            "no upstream host {}: which endpoint failed cannot be told",
+            in_this("")
+        ));
     }
     if about(ATTEMPT_CAUSES) && unseen(RecordField::AttemptCount) {
         notes.push("no attempt count in the log: retries cannot be counted".to_owned());
     }
     if about(TRANSPORT_CAUSES) && unseen(RecordField::TransportFailureReason) {
-        notes.push(
-            "no transport failure reason in this format (Istio before 1.2): a TLS error cannot be told from a refused connect"
-                .to_owned(),
-        );
+        notes.push(format!(
+            "no transport failure reason {}: a TLS error cannot be told from a refused connect",
+            in_this("Istio before 1.2")
+        ));
     }
     if about(TLS_CAUSES)
         && (unseen(RecordField::EndpointTlsMode) || unseen(RecordField::UpstreamTls))
@@ -161,10 +176,10 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
         );
     }
     if cause == Cause::NoFilterChain && unseen(RecordField::RequestedServerName) {
-        notes.push(
-            "no SNI in this format: whether the client sent Istio mTLS or plaintext cannot be told"
-                .to_owned(),
-        );
+        notes.push(format!(
+            "no SNI {}: whether the client sent Istio mTLS or plaintext cannot be told",
+            in_this("")
+        ));
     }
     if cause == Cause::RbacDenied && unseen(RecordField::DownstreamTls) {
         notes.push(
@@ -179,9 +194,10 @@ pub(crate) fn notes(cause: Cause, last_attempt: Option<Cause>, group: &Group<'_>
     }
     let grpc_ok_code = (200..300).contains(&record.response_code);
     if grpc_ok_code && unseen(RecordField::GrpcStatus) && cause != Cause::Unknown {
-        notes.push(
-            "no grpc-status in this format: a gRPC failure shows only in the flags".to_owned(),
-        );
+        notes.push(format!(
+            "no grpc-status {}: a gRPC failure shows only in the flags",
+            in_this("")
+        ));
     }
     notes
 }
@@ -343,6 +359,31 @@ mod tests {
         assert_eq!(
             notes,
             ["no virtual host in a log line: the host that missed is read from the authority"]
+        );
+    }
+
+    #[test]
+    fn a_fragment_is_not_taken_for_an_old_format() {
+        let mut record = outbound(503, "UF", "");
+        let mut fields = ANY_LOG.to_vec();
+        fields.extend([
+            RecordField::StartTime,
+            RecordField::RequestId,
+            RecordField::ResponseCodeDetails,
+            RecordField::TransportFailureReason,
+        ]);
+        record.unknown_fields = mask(&fields);
+        record.response_code_details.clear();
+        let (_, notes) = finding_notes(record);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n == "no response code details in this fragment: the cause is read from the flags alone"),
+            "{notes:?}"
+        );
+        assert!(
+            notes.iter().all(|n| !n.contains("Istio before")),
+            "{notes:?}"
         );
     }
 

@@ -16,11 +16,14 @@ pub(crate) struct Cleaned<'a> {
 /// Undoes colours, emphasis and cut marks. Cheap when there is nothing to undo (the common case).
 pub(crate) fn clean(line: &str) -> Cleaned<'_> {
     let mut text: Cow<'_, str> = Cow::Borrowed(line.trim());
-    if text.contains('\x1b') {
-        text = Cow::Owned(strip_ansi(&text));
-    }
-    if text.contains("**") || text.contains('`') {
-        text = Cow::Owned(text.replace("**", "").replace('`', ""));
+    // One pass to learn whether there is anything to undo at all.
+    if memchr::memchr3(0x1b, b'*', b'`', text.as_bytes()).is_some() {
+        if text.contains('\x1b') {
+            text = Cow::Owned(strip_ansi(&text));
+        }
+        if text.contains("**") || text.contains('`') {
+            text = Cow::Owned(text.replace("**", "").replace('`', ""));
+        }
     }
     for mark in ["…", "..."] {
         if let Some(tail) = text.strip_prefix(mark) {

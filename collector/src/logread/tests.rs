@@ -529,6 +529,13 @@ fn a_custom_format_is_tried_first() {
 #[test]
 fn not_access_logs() {
     let reader = LogReader::new();
+    assert!(super::is_proxy_log(
+        "2023-11-14T22:13:19.000000Z\tinfo\tEnvoy proxy is ready"
+    ));
+    assert!(super::is_proxy_log(
+        "[pod/a-1/istio-proxy] [2023-11-14 22:13:19.001][15][info][main] ok"
+    ));
+    assert!(!super::is_proxy_log(ROWS[0].line));
     for line in [
         "2023-11-14T22:13:19.000000Z\tinfo\tEnvoy proxy is ready",
         r#"{"level":"info","msg":"starting"}"#,
@@ -545,18 +552,61 @@ fn read_lines_counts_samples_and_survives_garbage() {
     let mut input = Vec::new();
     input.extend_from_slice(ROWS[0].line.as_bytes());
     input.extend_from_slice(b"\n\ninfo starting\n\xff\xfe 503 UH\n");
+    input.extend_from_slice(b"2023-11-14T22:13:19.000000Z\tinfo\txdsproxy\tconnected\n");
+    input.extend_from_slice(
+        b"[2023-11-14 22:13:19.001][15][warning][config] [source/x.cc:1] gone\n",
+    );
     input.extend_from_slice(&vec![b'x'; 1 << 20]);
     input.extend_from_slice(b"\n");
     let mut records = Vec::new();
     let report =
         super::read_lines(&input[..], &LogReader::new(), |line| records.push(line)).unwrap();
-    assert_eq!(report.lines, 4);
+    assert_eq!(report.lines, 6);
     assert_eq!(report.read, 2, "{report:?}");
     assert_eq!(report.salvaged, 1);
     assert_eq!(report.unreadable, 2);
+    assert_eq!(report.proxy_log, 2);
     assert_eq!(report.samples[0], "info starting");
-    assert!(report.samples[1].chars().count() <= 121);
+    assert!(report.samples[1].starts_with("2023-11-14T22:13:19.000000Z"));
     let warning = report.warning("x.log").unwrap();
-    assert!(warning.starts_with("x.log: 2 of 4 lines"), "{warning}");
+    assert!(
+        warning.starts_with("x.log: 4 of 6 lines are not access-log entries (skipped): 2 of the proxy's own log, 2 unreadable"),
+        "{warning}"
+    );
     assert_eq!(records[1].record.response_flags, UH);
+}
+
+#[test]
+fn a_wrapped_line_is_read_whole() {
+    let whole = ROWS[0].line;
+    let mut input = String::new();
+    // Wrapped inside a word (a terminal's hard wrap) and at a space (a chat's).
+    for at in [97, whole.find("\"curl").unwrap()] {
+        input.push_str(&whole[..at]);
+        input.push('\n');
+        input.push_str(whole[at..].trim_start());
+        input.push('\n');
+    }
+    // A line cut for good stays what it was, and the next line is read on its own.
+    input.push_str(ROWS[18].line);
+    input.push('\n');
+    input.push_str(ROWS[1].line);
+    input.push('\n');
+    let mut records = Vec::new();
+    let report = super::read_lines(input.as_bytes(), &LogReader::new(), |line| {
+        records.push(line.record)
+    })
+    .unwrap();
+    assert_eq!(
+        (report.lines, report.read, report.joined, report.unreadable),
+        (6, 4, 2, 0),
+        "{report:?}"
+    );
+    for record in &records[..2] {
+        assert_eq!(record.origin, "access-log:istio-1.9+");
+        assert_eq!(record.request_id, "5f1c2d3e-aaaa-bbbb-cccc-0123456789ab");
+        assert_eq!(record.route_name, "default");
+    }
+    assert_eq!(records[2].origin, "access-log:istio-1.9+ (cut)");
+    assert_eq!(records[3].direction, Direction::Inbound as i32);
 }

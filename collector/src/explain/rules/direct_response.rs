@@ -3,8 +3,12 @@
 //! VirtualService in the route metadata), an EnvoyFilter or a plain Envoy route. Nothing upstream
 //! was asked, so there is nothing to debug but the route's configuration. Istio's own `block_all`
 //! 502 is also a direct response; `registry_only_blocked` runs first and claims that one.
+//! A log format without code details (Istio before 1.9) still shows one: a 5xx with no flag and
+//! no upstream host is Envoy's own answer, and on a route that is most often a direct response.
 
-use super::{Diagnosis, Rule, bits, code, route_config, subject, virtual_service};
+use meshwhy_proto::v1::RecordField;
+
+use super::{Diagnosis, Rule, bits, code, route_config, subject, unseen, virtual_service};
 use crate::decode::DetailsKind;
 use crate::explain::Cause;
 use crate::explain::commands::{self, Next};
@@ -20,10 +24,15 @@ impl Rule for DirectResponse {
 
     fn check(&self, group: &Group<'_>, context: &Context<'_>) -> Option<Diagnosis> {
         // A failure flag means something else decided (e.g. a fault abort on the same route).
-        if group.details.kind != DetailsKind::DirectResponse || group.has_any(!bits::BENIGN) {
+        let record = group.record();
+        let local_reply = unseen(group, RecordField::ResponseCodeDetails)
+            && !unseen(group, RecordField::UpstreamHost)
+            && record.upstream_host.is_empty()
+            && record.response_code >= 500;
+        let said = group.details.kind == DetailsKind::DirectResponse;
+        if !(said || local_reply) || group.has_any(!bits::BENIGN) {
             return None;
         }
-        let record = group.record();
         let route = match record.route_name.as_str() {
             "" => String::new(),
             name => format!(" {name}"),
@@ -65,15 +74,25 @@ impl Rule for DirectResponse {
         Some(
             Diagnosis::new(
                 format!(
-                    "{}: the route{route}{of_vs} answered {} itself (direct_response): configured, no upstream was asked",
+                    "{}: the route{route}{of_vs} answered {} itself ({}): configured, no upstream was asked",
                     subject(group),
-                    code(group)
+                    code(group),
+                    if said { "direct_response" } else { "no flag, no upstream host" }
                 ),
-                Confidence::High,
+                if said { Confidence::High } else { Confidence::Medium },
             )
             .resource(Some(resource))
             .commands(next),
         )
+        .map(|diagnosis| {
+            if said {
+                diagnosis
+            } else {
+                diagnosis.note(
+                    "read without code details: no flag and no upstream host mean Envoy answered                      itself; a fail-closed wasm plugin (wasm_fail_stream) answers 503 the same way",
+                )
+            }
+        })
     }
 }
 
@@ -121,6 +140,34 @@ mod tests {
                 "istioctl proxy-config routes productpage-v1-7d9c.shop --name 9080 -o json | jq '.[].virtualHosts[].routes[] | select(.name == \"maintenance\")'",
             ]
         );
+    }
+
+    #[test]
+    fn a_log_without_details_shows_a_local_reply() {
+        let details = 1u64 << RecordField::ResponseCodeDetails as u32;
+        let mut record = direct(503);
+        record.response_code_details.clear();
+        record.unknown_fields = details;
+        let diagnosis = check(&DirectResponse, client(), record.clone()).unwrap();
+        assert_eq!(diagnosis.confidence, Confidence::Medium);
+        assert!(
+            diagnosis.title.contains("(no flag, no upstream host)"),
+            "{}",
+            diagnosis.title
+        );
+        assert!(
+            diagnosis
+                .notes
+                .iter()
+                .any(|n| n.contains("wasm_fail_stream"))
+        );
+        // An upstream host means an app answered; an unknown one proves nothing.
+        let mut answered = record.clone();
+        answered.upstream_host = "10.0.0.9:9080".into();
+        assert!(check(&DirectResponse, client(), answered).is_none());
+        let mut unseen_host = record;
+        unseen_host.unknown_fields |= 1u64 << RecordField::UpstreamHost as u32;
+        assert!(check(&DirectResponse, client(), unseen_host).is_none());
     }
 
     #[test]
