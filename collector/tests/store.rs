@@ -10,7 +10,8 @@ use std::time::Duration;
 use meshwhy_proto::v1::ingest_client::IngestClient;
 use meshwhy_proto::v1::query_client::QueryClient;
 use meshwhy_proto::v1::{
-    DecisionRecord, Direction, ListProxiesRequest, ListRecordsRequest, ProxyIdentity, PushRequest,
+    DecisionRecord, Direction, ExplainRequest, ListProxiesRequest, ListRecordsRequest,
+    ProxyIdentity, PushRequest,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -214,6 +215,31 @@ async fn sigkill_during_ingest_loses_nothing_acknowledged_and_doubles_nothing() 
     );
     // Beyond them at most the one batch per proxy that was in flight at the kill.
     assert!(ids.len() <= acknowledged.len() + (PROXIES * RECORDS_PER_BATCH) as usize);
+
+    // Explain after the restart sees the failures from before it.
+    let mut query = QueryClient::connect(url.clone()).await.expect("connect");
+    let explained = query
+        .explain(ExplainRequest::default())
+        .await
+        .expect("explain")
+        .into_inner();
+    let totals = explained.totals.expect("totals");
+    assert_eq!(totals.records_scanned, ids.len() as u64);
+    assert_eq!(totals.failures, ids.len() as u64);
+    assert!(!explained.findings.is_empty());
+    let one = query
+        .explain(ExplainRequest {
+            request_id: acknowledged[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("explain one request")
+        .into_inner();
+    assert_eq!(
+        one.hops.len(),
+        1,
+        "the request from before the restart, hop by hop"
+    );
 
     // The filters retry: an acknowledged batch is a duplicate, the one in flight at the kill
     // is applied now unless it had been committed; nothing is doubled either way.
