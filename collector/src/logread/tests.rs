@@ -610,3 +610,106 @@ fn a_wrapped_line_is_read_whole() {
     assert_eq!(records[2].origin, "access-log:istio-1.9+ (cut)");
     assert_eq!(records[3].direction, Direction::Inbound as i32);
 }
+
+/// The findings' cause ids for a whole log, as `explain --input-file` ranks them.
+fn explain_log(lines: &[&str]) -> Vec<String> {
+    let reader = LogReader::new();
+    let proxy = ProxyIdentity {
+        pod: "productpage-v1-7d9c".into(),
+        namespace: "shop".into(),
+        workload: "productpage-v1".into(),
+        ..ProxyIdentity::default()
+    };
+    let records: Vec<DecisionRecord> = lines
+        .iter()
+        .map(|line| reader.read_line(line).unwrap().record)
+        .collect();
+    let input = crate::explain::Input {
+        records: records
+            .iter()
+            .map(|record| crate::explain::RecordRef::new(&proxy, record))
+            .collect(),
+        successes: Vec::new(),
+        proxies: vec![&proxy],
+        window_complete: true,
+    };
+    crate::explain::explain(&input, &crate::explain::Scope::default(), 10)
+        .findings
+        .iter()
+        .map(|finding| finding.cause.id().to_owned())
+        .collect()
+}
+
+#[test]
+fn new_causes_from_lines() {
+    let line = |code: &str, flags: &str, details: &str, duration: u32, id: &str| {
+        format!(
+            r#"[2023-11-14T22:13:20.123Z] "GET /r HTTP/1.1" {code} {flags} {details} - "-" 0 0 {duration} - "-" "curl" "{id}" "reviews:9080" "10.0.0.9:9080" outbound|9080||reviews.shop.svc.cluster.local 10.0.0.5:1 10.96.0.1:9080 10.0.0.5:2 - default"#
+        )
+    };
+    // A fast UC among successes on reused connections: the keep-alive race.
+    let mut lines: Vec<String> = (0..9)
+        .map(|i| line("200", "-", "via_upstream", 4, &format!("ok-{i}")))
+        .collect();
+    lines.push(line(
+        "503",
+        "UC",
+        "upstream_reset_before_response_started{connection_termination}",
+        1,
+        "uc-1",
+    ));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert_eq!(explain_log(&refs), ["idle_timeout_race"]);
+    // Every request failing UC is the app closing every connection, not the race.
+    let all_uc: Vec<String> = (0..5)
+        .map(|i| {
+            line(
+                "503",
+                "UC",
+                "upstream_reset_before_response_started{connection_termination}",
+                1,
+                &format!("uc-{i}"),
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = all_uc.iter().map(String::as_str).collect();
+    assert_eq!(explain_log(&refs), ["upstream_connection_terminated"]);
+
+    for (fragment, want) in [
+        // Before Envoy 1.18 a route to a missing cluster logged 503 NR (Istio 1.8 format): the
+        // NR finding gives both readings (asserted below).
+        (
+            r#"[2021-01-01T10:00:00.000Z] "GET /r HTTP/1.1" 503 NR "-" 0 0 0 - "-" "curl" "nr-1" "reviews:9080" "-" - - 10.96.0.1:9080 10.0.0.5:2 - -"#,
+            "no_route",
+        ),
+        ("408 SI stream_idle_timeout", "stream_idle_timeout"),
+        (
+            "502 UPE upstream_reset_before_response_started{protocol_err",
+            "protocol_error",
+        ),
+        ("0 DC downstream_remote_disconnect", "downstream_disconnect"),
+        (
+            r#"[2020-05-01T10:00:00.000Z] "GET /admin HTTP/1.1" 403 - "-" "-" 0 19 0 - "-" "curl" "r-1" "reviews:9080" "-" inbound|9080|| - 10.0.0.9:9080 10.0.0.5:2 outbound_.9080_._.reviews.shop.svc.cluster.local -"#,
+            "rbac_denied",
+        ),
+    ] {
+        assert_eq!(explain_log(&[fragment]), [want], "{fragment}");
+    }
+    let record = LogReader::new()
+        .read_line(r#"[2021-01-01T10:00:00.000Z] "GET /r HTTP/1.1" 503 NR "-" 0 0 0 - "-" "curl" "nr-1" "reviews:9080" "-" - - 10.96.0.1:9080 10.0.0.5:2 - -"#)
+        .unwrap()
+        .record;
+    assert!(record.unknown_fields & bit(RecordField::NcFlag) != 0);
+    let proxy = ProxyIdentity::default();
+    let input = crate::explain::Input {
+        records: vec![crate::explain::RecordRef::new(&proxy, &record)],
+        ..crate::explain::Input::default()
+    };
+    let report = crate::explain::explain(&input, &crate::explain::Scope::default(), 1);
+    let title = &report.findings[0].title;
+    assert!(
+        title.contains("either no route matched")
+            && title.contains("cluster is missing or still warming"),
+        "{title}"
+    );
+}
