@@ -98,8 +98,3 @@ pub(crate) const ERAS: &[Era] = &[
         predates_nc: false,
     },
 ];
-
-/// The formats as text, for `--help` and docs: `name: format`.
-pub fn builtin_formats() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ERAS.iter().map(|era| (era.name, era.format))
-}
