@@ -163,7 +163,7 @@ async fn explain_line_gives_a_finding_naming_the_pod() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("1 failures in 1 groups over everything stored; 1 successes known"),
+        stdout.starts_with("1 failures in 1 groups over all records; 1 successes known"),
         "{stdout}"
     );
 }

@@ -253,7 +253,8 @@ pub fn write_human(
         write_request(out, response, &request.request_id, style)?;
     } else {
         let since = match totals.since_unix_nanos {
-            0 => "over everything stored".to_owned(),
+            // A log read whole, or a collector asked for everything it holds.
+            0 => "over all records".to_owned(),
             since => format!("since {} UTC", format_clock_millis(since)),
         };
         let shown = response.findings.len() as u64;

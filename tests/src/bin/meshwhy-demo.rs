@@ -1,12 +1,15 @@
 //! The demo (README command 1). Part 1, the pipeline: starts the collector, a scripted upstream
 //! and a real Envoy with the meshwhy filter, drives one request per classic failure, then shows
-//! what meshwhy recorded using the real `meshwhy` CLI. Part 2, the mesh lab: Istio-shaped
+//! what meshwhy recorded using the real `meshwhy` CLI — and, with no collector, what
+//! `meshwhy explain --input-file` makes of the same requests in Envoy's own access log, written in
+//! an old Istio format (1.3–1.7: no code details, no attempts). Part 2, the mesh lab: Istio-shaped
 //! sidecars (one Envoy per pod, mTLS between them) reproduce the classic Istio failures, one
 //! namespace each, then `meshwhy explain` explains the mesh. Stops everything it started and
 //! exits 0.
 
 use anyhow::{Context, Result, bail};
 use meshwhy_e2e::{
+    eras,
     lab::scenarios::{self, Outcome},
     scenario::{CASES, Lab, LabOptions, query},
     wait,
@@ -21,7 +24,16 @@ use std::{
 #[tokio::main]
 async fn main() -> Result<()> {
     println!("meshwhy demo: starting the collector, an upstream and Envoy 1.40 with the filter…");
-    let lab = Lab::start(LabOptions::default()).await?;
+    // Envoy also writes its access log in Istio 1.3–1.7's default format, for part 1's last step.
+    let old_era: Vec<eras::Era> = eras::all()
+        .into_iter()
+        .filter(|era| era.name == OLD_ERA)
+        .collect();
+    let lab = Lab::start(LabOptions {
+        extra_access_logs: eras::access_loggers(&old_era),
+        ..LabOptions::default()
+    })
+    .await?;
     let url = lab.collector_url();
     println!("  collector  {url}");
     println!(
@@ -85,12 +97,50 @@ async fn main() -> Result<()> {
     let ok = query::counted(&url, "ok", meshwhy_e2e::scenario::UPSTREAM_CLUSTER, 200).await?;
     println!();
     println!("Successes are counted, not recorded: route ok → 200 counted {ok} time(s).");
+    explain_access_log(&cli, &lab, &old_era).await?;
     println!("Stopping Envoy, the upstream and the collector.");
     drop(lab);
 
     mesh_lab(&cli).await?;
     println!();
     println!("Done; everything the demo started is stopped.");
+    Ok(())
+}
+
+/// The Istio format era Envoy's extra access log is written in.
+const OLD_ERA: &str = "istio-1.3";
+
+/// The same requests as Envoy logged them, explained from the log alone (no collector): what a
+/// team without the filter gets from `kubectl logs … | meshwhy explain --input-file -`.
+async fn explain_access_log(cli: &Path, lab: &Lab, old_era: &[eras::Era]) -> Result<()> {
+    let era = old_era.first().context("the demo's access-log era")?;
+    let log = era.path(&lab.envoy.access_log);
+    // Envoy writes its access logs in the background: wait for the last request's line.
+    wait::until("Envoy's access log to hold the requests", || {
+        let log = log.clone();
+        async move {
+            let text = std::fs::read_to_string(&log).ok()?;
+            (text.lines().count() >= CASES.len()).then_some(())
+        }
+    })
+    .await?;
+    println!();
+    println!(
+        "The same requests in Envoy's own access log, in {}'s default format, explained with no collector:",
+        era.releases
+    );
+    println!(
+        "$ meshwhy explain --input-file access.log --limit 3   # {} lines",
+        std::fs::read_to_string(&log)?.lines().count()
+    );
+    let status = Command::new(cli)
+        .args(["explain", "--input-file"])
+        .arg(&log)
+        .args(["--limit", "3"])
+        .status()?;
+    if !status.success() {
+        bail!("meshwhy explain --input-file failed: {status}");
+    }
     Ok(())
 }
 
