@@ -8,6 +8,7 @@ use meshwhy_collector::config::{
     self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting,
 };
 use meshwhy_collector::logging;
+use meshwhy_collector::module::{self, FilterModule};
 use meshwhy_collector::store::MemoryStore;
 use tokio::net::TcpListener;
 
@@ -34,6 +35,12 @@ struct Args {
     /// Push batches that may wait for the aggregator before pushes get RESOURCE_EXHAUSTED.
     #[arg(long, env = "MESHWHY_QUEUE_CAPACITY", value_name = "N", default_value_t = config::DEFAULT_QUEUE_CAPACITY.to_string())]
     queue_capacity: String,
+
+    /// The filter module to serve at /filter.wasm (and its sha256 at /filter.wasm.sha256) on the
+    /// metrics port, read once at start. Default: meshwhy_filter.wasm next to this binary when
+    /// it exists, else none (those paths answer 404).
+    #[arg(long, env = "MESHWHY_FILTER_WASM", value_name = "PATH")]
+    filter_wasm: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -84,7 +91,25 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let filter_module = match args.filter_wasm.clone().or_else(module::default_path) {
+        Some(path) => match FilterModule::load(&path) {
+            Ok(module) => Some(std::sync::Arc::new(module)),
+            Err(error) => {
+                eprintln!("meshwhy-collector: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
     logging::init();
+    if let Some(module) = &filter_module {
+        tracing::info!(
+            path = %module.path().display(),
+            sha256 = module.sha256_hex(),
+            bytes = module.bytes().len(),
+            "serving the filter module at /filter.wasm"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -92,7 +117,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(addrs, config))
+    runtime.block_on(serve(addrs, config, filter_module))
 }
 
 /// Binds `addr` or says, in one line, which setting to change.
@@ -106,7 +131,11 @@ async fn bind(addr: SocketAddr, setting: Setting) -> Result<TcpListener, ExitCod
     })
 }
 
-async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
+async fn serve(
+    addrs: Addrs,
+    config: CollectorConfig,
+    filter_module: Option<std::sync::Arc<FilterModule>>,
+) -> ExitCode {
     let listener = match bind(addrs.grpc, GRPC_ADDR).await {
         Ok(listener) => listener,
         Err(code) => return code,
@@ -116,9 +145,10 @@ async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
         Err(code) => return code,
     };
     let store = MemoryStore::new(config.max_records);
-    let served = meshwhy_collector::run_with_listeners(
+    let served = meshwhy_collector::run_serving_module(
         listener,
         Some(metrics_listener),
+        filter_module,
         config,
         store,
         shutdown_signal(),
