@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod cli;
 pub mod client;
+pub mod collector_process;
 pub mod envoy;
 pub mod eras;
 pub mod lab;
