@@ -413,3 +413,112 @@ fn the_renderer_refuses_what_it_does_not_implement() -> Result<()> {
     );
     Ok(())
 }
+
+/// Runs the real `meshwhy` binary; stdout, or an error with stderr.
+fn meshwhy(args: &[&str]) -> Result<String> {
+    let output = std::process::Command::new(meshwhy_e2e::cli::meshwhy_binary()?)
+        .args(args)
+        .env_remove("MESHWHY_COLLECTOR")
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "meshwhy {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+#[test]
+fn meshwhy_enable_prints_the_overlay_s_wasm_plugin_and_it_validates() -> Result<()> {
+    let schemas = schemas()?;
+    let zeros = "0".repeat(64);
+    let printed =
+        kustomize::documents(&meshwhy(&["enable", "-n", "example", "--sha256", &zeros])?)?;
+    assert_eq!(printed.len(), 1);
+    let rendered = render("deploy/namespaces/example")?;
+    assert_eq!(
+        &printed[0],
+        only(&rendered, "WasmPlugin")?,
+        "enable = the overlay"
+    );
+
+    let ambient = kustomize::documents(&meshwhy(&[
+        "enable",
+        "-n",
+        "example",
+        "--sha256",
+        &zeros,
+        "--waypoint",
+        "waypoint",
+    ])?)?;
+    let rendered = render("deploy/namespaces/example-ambient")?;
+    assert_eq!(
+        &ambient[0],
+        only(&rendered, "WasmPlugin")?,
+        "enable --waypoint = the ambient overlay"
+    );
+
+    let tuned = kustomize::documents(&meshwhy(&[
+        "enable",
+        "-n",
+        "shop",
+        "--sha256",
+        &zeros,
+        "--sample",
+        "0.5",
+        "--capture",
+        "5xx,404",
+    ])?)?;
+    for plugin in printed.iter().chain(&ambient).chain(&tuned) {
+        let errors = schemas.validate(plugin);
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+        assert!(wasm_plugin_problems(plugin).is_empty(), "{plugin}");
+    }
+    let config = &tuned[0]["spec"]["pluginConfig"];
+    assert_eq!(config["success_sample_rate"], 0.5);
+    assert_eq!(config["capture_min_code"], 500);
+    assert_eq!(config["capture_codes"], json!([404]));
+
+    let disable = kustomize::documents(&meshwhy(&["disable", "-n", "shop"])?)?;
+    assert_eq!(
+        disable,
+        [
+            json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+                "metadata": {"name": "meshwhy", "namespace": "shop"}})
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meshwhy_enable_pins_the_sha256_a_real_collector_publishes() -> Result<()> {
+    let wasm = paths::filter_wasm()?;
+    let collector = meshwhy_e2e::collector_process::CollectorProcess::start(Some(&wasm)).await?;
+    let expected = meshwhy_collector::module::sha256_hex(&std::fs::read(&wasm)?);
+    let url = format!("http://{}", collector.http);
+    let printed = tokio::task::spawn_blocking(move || {
+        meshwhy(&["enable", "-n", "shop", "--collector-http", &url])
+    })
+    .await??;
+    let plugin = &kustomize::documents(&printed)?[0];
+    assert_eq!(plugin["spec"]["sha256"], expected.as_str());
+    assert!(schemas()?.validate(plugin).is_empty());
+
+    // A collector without a module: the 404's reason reaches the user, exit 65.
+    let bare = meshwhy_e2e::collector_process::CollectorProcess::start(None).await?;
+    let url = format!("http://{}", bare.http);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(meshwhy_e2e::cli::meshwhy_binary()?)
+            .args(["enable", "-n", "shop", "--collector-http", &url])
+            .output()
+            .map_err(anyhow::Error::from)
+    })
+    .await??;
+    assert_eq!(output.status.code(), Some(65));
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        stderr.contains("answered 404") && stderr.contains("no filter module is configured"),
+        "{stderr}"
+    );
+    Ok(())
+}
