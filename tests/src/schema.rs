@@ -183,14 +183,19 @@ impl Schemas {
                         }
                     }
                 }
-                "pattern" => match (value.as_str(), argument.as_str()) {
-                    (Some(text), Some(pattern)) => match regex::Regex::new(pattern) {
-                        Ok(regex) if regex.is_match(text) => {}
-                        Ok(_) => errors.push(format!("{here}: {text:?} does not match {pattern}")),
-                        Err(error) => errors.push(format!("{here}: pattern {pattern}: {error}")),
-                    },
-                    _ => {}
-                },
+                "pattern" => {
+                    if let (Some(text), Some(pattern)) = (value.as_str(), argument.as_str()) {
+                        match regex::Regex::new(pattern) {
+                            Ok(regex) if regex.is_match(text) => {}
+                            Ok(_) => {
+                                errors.push(format!("{here}: {text:?} does not match {pattern}"))
+                            }
+                            Err(error) => {
+                                errors.push(format!("{here}: pattern {pattern}: {error}"))
+                            }
+                        }
+                    }
+                }
                 "minLength" | "maxLength" => {
                     if let (Some(text), Some(bound)) = (value.as_str(), argument.as_u64()) {
                         let length = text.chars().count() as u64;
@@ -216,12 +221,11 @@ impl Schemas {
                     }
                 }
                 "minimum" | "maximum" => {
-                    if let (Some(number), Some(bound)) = (value.as_f64(), argument.as_f64()) {
-                        if (keyword == "minimum" && number < bound)
-                            || (keyword == "maximum" && number > bound)
-                        {
-                            errors.push(format!("{here}: {number} breaks {keyword} {bound}"));
-                        }
+                    if let (Some(number), Some(bound)) = (value.as_f64(), argument.as_f64())
+                        && ((keyword == "minimum" && number < bound)
+                            || (keyword == "maximum" && number > bound))
+                    {
+                        errors.push(format!("{here}: {number} breaks {keyword} {bound}"));
                     }
                 }
                 "items" => {

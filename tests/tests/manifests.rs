@@ -30,6 +30,9 @@ fn only<'a>(objects: &'a [Value], kind: &str) -> Result<&'a Value> {
     Ok(found[0])
 }
 
+/// One way to loosen a container's settings, for the negative checks.
+type Loosen = fn(&mut Value);
+
 /// Every way a WasmPlugin departs from the safe, recorded-after-authz, collector-served shape.
 fn wasm_plugin_problems(plugin: &Value) -> Vec<String> {
     let spec = &plugin["spec"];
@@ -334,7 +337,7 @@ fn the_collector_pod_is_hardened_and_serves_the_baked_in_module() -> Result<()> 
     );
 
     // The check has teeth: each loosening is caught.
-    let loosen: [(&str, fn(&mut Value)); 6] = [
+    let loosen: [(&str, Loosen); 6] = [
         ("readOnlyRootFilesystem", |c| {
             c["securityContext"]["readOnlyRootFilesystem"] = json!(false)
         }),
