@@ -21,6 +21,15 @@ use crate::store::{
 /// ingest never waits for a follower.
 pub const OBSERVE_BUFFER: usize = 4096;
 
+/// How often the aggregator gives the store a step of upkeep (retention) when none is pending.
+pub const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most pushes applied as one group (one commit in a durable store).
+pub const PUSH_GROUP_MAX: usize = 64;
+/// A group stops growing once it holds this many records, so the first Push's answer is not
+/// held back behind a large amount of work.
+pub const PUSH_GROUP_RECORDS: usize = 10_000;
+
 /// A newly stored record as published to followers.
 pub type Published = Arc<StoredRecord>;
 
@@ -211,33 +220,37 @@ async fn run<S: Store>(
     published: broadcast::Sender<Published>,
 ) {
     let mut evicted = 0;
+    let mut upkeep = tokio::time::interval(MAINTAIN_EVERY);
+    upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The store said more upkeep is due: one step per turn, after any waiting push.
+    let mut upkeep_pending = false;
     loop {
+        // Once every handle is gone there is nothing left to keep up: no upkeep then (the loop
+        // waits for the stop signal as before).
+        let open = !(pushes.is_closed() && queries.is_closed());
         tokio::select! {
             // Queries first: a flood of pushes must not starve someone debugging an outage.
             biased;
             _ = &mut stop => break,
             Some(query) = queries.recv() => answer(&store, query, &published),
-            Some(PushCommand { batch, reply }) = pushes.recv() => {
-                // Copies only while someone follows.
-                let copy = (published.receiver_count() > 0)
-                    .then(|| (Arc::new(batch.proxy.clone()), batch.records.clone()));
-                let now = clock();
-                let outcome = store.apply_push(batch, now);
-                if let (Ok(PushOutcome { duplicate: false }), Some((proxy, records))) =
-                    (&outcome, copy)
-                {
-                    for record in records {
-                        // Never blocks; no follower left is fine.
-                        let _ = published.send(Arc::new(StoredRecord {
-                            record,
-                            proxy: Arc::clone(&proxy),
-                            received_unix_nanos: now,
-                        }));
+            // A tick is due at most once a second and a step is small: ahead of pushes so a
+            // flood of them cannot postpone retention forever.
+            _ = upkeep.tick(), if open => upkeep_pending = maintain(&mut store, &clock),
+            Some(first) = pushes.recv() => {
+                // Pushes that queued meanwhile go in with it: a durable store commits them
+                // together, one disk write instead of one per Push.
+                let mut group = vec![first];
+                let mut records = group[0].batch.records.len();
+                while group.len() < PUSH_GROUP_MAX && records < PUSH_GROUP_RECORDS {
+                    match pushes.try_recv() {
+                        Ok(next) => {
+                            records += next.batch.records.len();
+                            group.push(next);
+                        }
+                        Err(_) => break,
                     }
                 }
-                // The handler may have given up (client deadline); the batch is stored anyway
-                // and a retry is answered as a duplicate.
-                let _ = reply.send(outcome);
+                apply_group(&mut store, group, &clock, &published);
                 let stats = store.stats();
                 if stats.evicted_records > evicted {
                     tracing::debug!(
@@ -247,10 +260,68 @@ async fn run<S: Store>(
                     evicted = stats.evicted_records;
                 }
             }
+            () = std::future::ready(()), if upkeep_pending && open => {
+                upkeep_pending = maintain(&mut store, &clock);
+            }
             else => break,
         }
     }
     tracing::debug!("aggregator stopped");
+}
+
+/// Applies a group of pushes, publishes what was stored to followers, and answers each Push
+/// only now that the store has applied (for a durable store: committed) it.
+fn apply_group<S: Store>(
+    store: &mut S,
+    group: Vec<PushCommand>,
+    clock: &Clock,
+    published: &broadcast::Sender<Published>,
+) {
+    // Copies only while someone follows.
+    let following = published.receiver_count() > 0;
+    let mut batches = Vec::with_capacity(group.len());
+    let mut waiting = Vec::with_capacity(group.len());
+    for PushCommand { batch, reply } in group {
+        let copy = following.then(|| (Arc::new(batch.proxy.clone()), batch.records.clone()));
+        batches.push(batch);
+        waiting.push((reply, copy));
+    }
+    let now = clock();
+    let outcomes = if batches.len() == 1 {
+        batches
+            .into_iter()
+            .map(|batch| store.apply_push(batch, now))
+            .collect()
+    } else {
+        store.apply_pushes(batches, now)
+    };
+    for ((reply, copy), outcome) in waiting.into_iter().zip(outcomes) {
+        if let (Ok(PushOutcome { duplicate: false }), Some((proxy, records))) = (&outcome, copy) {
+            for record in records {
+                // Never blocks; no follower left is fine.
+                let _ = published.send(Arc::new(StoredRecord {
+                    record,
+                    proxy: Arc::clone(&proxy),
+                    received_unix_nanos: now,
+                }));
+            }
+        }
+        // The handler may have given up (client deadline); the batch is stored anyway and a
+        // retry is answered as a duplicate.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// One step of store upkeep; whether another is due right away. A failure is logged and
+/// retried at the next tick (ingest goes on: retention running late loses nothing).
+fn maintain<S: Store>(store: &mut S, clock: &Clock) -> bool {
+    match store.maintain(clock()) {
+        Ok(more) => more,
+        Err(error) => {
+            tracing::warn!(%error, "store upkeep failed; retrying at the next tick");
+            false
+        }
+    }
 }
 
 fn answer<S: Store>(store: &S, query: QueryCommand, published: &broadcast::Sender<Published>) {
@@ -518,6 +589,62 @@ mod tests {
         assert_eq!(published.received_unix_nanos, 42);
         assert_eq!(published.proxy.instance_id, "a");
         assert!(live.try_recv().is_err(), "the duplicate was not published");
+        task.stop().await.unwrap();
+    }
+
+    /// Counts upkeep steps; says more is due for the first `busy` of them.
+    struct Upkeep {
+        inner: MemoryStore,
+        steps: Arc<std::sync::atomic::AtomicUsize>,
+        busy: usize,
+    }
+
+    impl Store for Upkeep {
+        fn apply_push(&mut self, batch: PushBatch, now: u64) -> Result<PushOutcome, StoreError> {
+            self.inner.apply_push(batch, now)
+        }
+        fn list_records(
+            &self,
+            filter: &RecordFilter,
+            limit: usize,
+        ) -> Result<RecordPage, StoreError> {
+            self.inner.list_records(filter, limit)
+        }
+        fn list_counters(&self, filter: &CounterFilter) -> Result<Vec<CounterTotal>, StoreError> {
+            self.inner.list_counters(filter)
+        }
+        fn list_proxies(&self) -> Result<Vec<ProxyReport>, StoreError> {
+            self.inner.list_proxies()
+        }
+        fn stats(&self) -> StoreStats {
+            self.inner.stats()
+        }
+        fn maintain(&mut self, now: u64) -> Result<bool, StoreError> {
+            assert_eq!(now, 42, "upkeep runs on the aggregator's clock");
+            let step = self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(step < self.busy)
+        }
+    }
+
+    #[tokio::test]
+    async fn upkeep_steps_until_the_store_is_done_and_pushes_go_on() {
+        let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Upkeep {
+            inner: MemoryStore::new(10),
+            steps: Arc::clone(&steps),
+            busy: 3,
+        };
+        let (handle, task) = spawn(store, &CollectorConfig::default(), fixed_clock());
+        assert!(!handle.push(batch(1)).await.unwrap().duplicate);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            // The first tick is immediate; three busy steps ask for a fourth at once.
+            while steps.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("upkeep ran");
+        assert!(!handle.push(batch(2)).await.unwrap().duplicate);
         task.stop().await.unwrap();
     }
 

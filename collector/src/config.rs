@@ -1,6 +1,7 @@
 //! Collector settings with their defaults, validated before anything is bound or spawned.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 /// Default gRPC listen address of `meshwhy-collector`.
 pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:9900";
@@ -18,9 +19,121 @@ pub const DEFAULT_MAX_BATCH_RECORDS: usize = 10_000;
 /// tonic's 4 MiB default.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Default `--data-dir`, relative to the working directory: where the durable store keeps its file.
+pub const DEFAULT_DATA_DIR: &str = "meshwhy-data";
+/// Default `--retention`: records and counts older than this are deleted from the durable store.
+pub const DEFAULT_RETENTION: &str = "24h";
+/// Default `--max-db-size`: the oldest records are deleted while the file's data exceeds it.
+pub const DEFAULT_MAX_DB_SIZE: &str = "2GiB";
+
+/// Which store keeps the collector's records (`--store`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In memory only: a restart forgets everything.
+    #[default]
+    Memory,
+    /// One SQLite file under `--data-dir`: history survives restarts.
+    Sqlite,
+}
+
+/// Parses `--store`.
+pub fn parse_store(value: &str) -> Result<StoreKind, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "memory" => Ok(StoreKind::Memory),
+        "sqlite" => Ok(StoreKind::Sqlite),
+        _ => Err(ConfigError::Invalid {
+            setting: STORE,
+            value: value.to_owned(),
+            expected: "memory or sqlite",
+        }),
+    }
+}
+
+/// Parses a duration such as `24h`, `90m`, `7d`, `30s` (a bare number is seconds) into
+/// nanoseconds; `0` turns the limit off.
+pub fn parse_duration(setting: Setting, value: &str) -> Result<u64, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        setting,
+        value: value.to_owned(),
+        expected: "a duration such as 24h, 90m, 7d or 30s (0 keeps everything)",
+    };
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let seconds: u64 = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(seconds)
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .ok_or_else(invalid)
+}
+
+/// Parses a size such as `2GiB`, `500MB`, `64MiB` or a byte count; `0` turns the limit off.
+pub fn parse_size(setting: Setting, value: &str) -> Result<u64, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        setting,
+        value: value.to_owned(),
+        expected: "a size such as 2GiB, 500MiB, 1GB or a byte count (0 keeps everything)",
+    };
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let multiplier: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => return Err(invalid()),
+    };
+    number.checked_mul(multiplier).ok_or_else(invalid)
+}
+
+/// Which store the collector opens, and the durable store's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Memory or SQLite.
+    pub kind: StoreKind,
+    /// Directory of the SQLite file (created if missing).
+    pub data_dir: PathBuf,
+    /// Age past which the SQLite store deletes records and counts, ns; 0 keeps everything.
+    pub retention_nanos: u64,
+    /// Data size past which the SQLite store deletes the oldest records, bytes; 0 = no limit.
+    pub max_db_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::default(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            retention_nanos: 24 * 3600 * 1_000_000_000,
+            max_db_bytes: 2 << 30,
+        }
+    }
+}
+
 /// Everything the collector library needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorConfig {
+    /// Which store keeps records, counters and proxies.
+    pub store: StoreConfig,
     /// In-memory cap on stored records; the oldest are evicted first and evictions counted.
     pub max_records: usize,
     /// Push batches that may wait for the aggregator; when full, Push gets RESOURCE_EXHAUSTED.
@@ -37,6 +150,7 @@ pub struct CollectorConfig {
 impl Default for CollectorConfig {
     fn default() -> Self {
         Self {
+            store: StoreConfig::default(),
             max_records: DEFAULT_MAX_RECORDS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             query_queue_capacity: DEFAULT_QUERY_QUEUE_CAPACITY,
@@ -94,6 +208,27 @@ pub const MAX_RECORDS: Setting = Setting {
 pub const QUEUE_CAPACITY: Setting = Setting {
     flag: "--queue-capacity",
     env: "MESHWHY_QUEUE_CAPACITY",
+};
+
+/// `--store` / `MESHWHY_STORE`.
+pub const STORE: Setting = Setting {
+    flag: "--store",
+    env: "MESHWHY_STORE",
+};
+/// `--data-dir` / `MESHWHY_DATA_DIR`.
+pub const DATA_DIR: Setting = Setting {
+    flag: "--data-dir",
+    env: "MESHWHY_DATA_DIR",
+};
+/// `--retention` / `MESHWHY_RETENTION`.
+pub const RETENTION: Setting = Setting {
+    flag: "--retention",
+    env: "MESHWHY_RETENTION",
+};
+/// `--max-db-size` / `MESHWHY_MAX_DB_SIZE`.
+pub const MAX_DB_SIZE: Setting = Setting {
+    flag: "--max-db-size",
+    env: "MESHWHY_MAX_DB_SIZE",
 };
 
 /// A configuration value that cannot be used.
@@ -216,6 +351,51 @@ mod tests {
             message.contains("--metrics-addr (env MESHWHY_METRICS_ADDR)"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn store_defaults_match_the_flag_defaults() {
+        let store = StoreConfig::default();
+        assert_eq!(store.kind, StoreKind::Memory);
+        assert_eq!(
+            parse_duration(RETENTION, DEFAULT_RETENTION),
+            Ok(store.retention_nanos)
+        );
+        assert_eq!(
+            parse_size(MAX_DB_SIZE, DEFAULT_MAX_DB_SIZE),
+            Ok(store.max_db_bytes)
+        );
+    }
+
+    #[test]
+    fn store_durations_and_sizes() {
+        assert_eq!(parse_store("SQLite"), Ok(StoreKind::Sqlite));
+        assert_eq!(parse_store("memory"), Ok(StoreKind::Memory));
+        let message = parse_store("postgres").unwrap_err().to_string();
+        assert!(message.contains("--store (env MESHWHY_STORE)"), "{message}");
+        let hour = 3_600_000_000_000;
+        assert_eq!(parse_duration(RETENTION, "24h"), Ok(24 * hour));
+        assert_eq!(parse_duration(RETENTION, "90m"), Ok(90 * 60_000_000_000));
+        assert_eq!(parse_duration(RETENTION, "7d"), Ok(7 * 24 * hour));
+        assert_eq!(parse_duration(RETENTION, "30"), Ok(30_000_000_000));
+        assert_eq!(parse_duration(RETENTION, "0"), Ok(0));
+        for bad in ["", "h", "24x", "-1h", "99999999999999999d"] {
+            let message = parse_duration(RETENTION, bad).unwrap_err().to_string();
+            assert!(
+                message.contains("--retention (env MESHWHY_RETENTION)"),
+                "{message}"
+            );
+        }
+        assert_eq!(parse_size(MAX_DB_SIZE, "2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size(MAX_DB_SIZE, "500MB"), Ok(500_000_000));
+        assert_eq!(parse_size(MAX_DB_SIZE, "4096"), Ok(4096));
+        for bad in ["", "GiB", "2 gibibytes", "1.5GiB"] {
+            let message = parse_size(MAX_DB_SIZE, bad).unwrap_err().to_string();
+            assert!(
+                message.contains("--max-db-size (env MESHWHY_MAX_DB_SIZE)"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,27 @@ pub use route::{RouteName, VirtualHost};
 pub use tls::{TlsError, TlsSide};
 pub use transport::TransportFailure;
 
+/// gRPC status names, indexed by their wire code (0..=16).
+pub const GRPC_STATUS_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
 /// `s` with every space turned into `_`: Envoy escapes spaces in details and access logs, the
 /// properties a filter reads sometimes do not, and older versions did neither consistently.
 pub(crate) fn underscored(s: &str) -> String {

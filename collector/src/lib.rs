@@ -30,10 +30,11 @@ use tonic::transport::server::TcpIncoming;
 
 pub use config::CollectorConfig;
 use config::ConfigError;
+use config::StoreKind;
 use ingest::{IngestServer, IngestService};
 use metrics::{MeteredIngest, Metrics};
 use query::QueryService;
-use store::{MemoryStore, Store};
+use store::{MemoryStore, Retention, SqliteStore, Store, StoreOpenError};
 
 /// Why the collector could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,9 @@ pub enum CollectorError {
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The configured store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreOpenError),
     /// The listener's own address could not be read.
     #[error("read the listener address: {0}")]
     ListenerAddr(#[source] std::io::Error),
@@ -58,7 +62,23 @@ pub enum CollectorError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Serves Ingest and Query on `listener` with the default (in-memory) store until `shutdown`
+/// Opens the store `config.store` names: memory, or the SQLite file under its data directory.
+pub fn open_store(config: &CollectorConfig) -> Result<Box<dyn Store>, StoreOpenError> {
+    let store = &config.store;
+    Ok(match store.kind {
+        StoreKind::Memory => Box::new(MemoryStore::new(config.max_records)),
+        StoreKind::Sqlite => Box::new(SqliteStore::open(
+            &store.data_dir,
+            config.max_records,
+            Retention {
+                max_age_nanos: (store.retention_nanos > 0).then_some(store.retention_nanos),
+                max_bytes: (store.max_db_bytes > 0).then_some(store.max_db_bytes),
+            },
+        )?),
+    })
+}
+
+/// Serves Ingest and Query on `listener` with the configured store until `shutdown`
 /// completes, then drains in-flight calls and returns.
 pub async fn run(
     listener: TcpListener,
@@ -66,7 +86,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CollectorError> {
     config.validate()?;
-    let store = MemoryStore::new(config.max_records);
+    let store = open_store(&config)?;
     run_with_store(listener, config, store, shutdown).await
 }
 
@@ -212,7 +232,8 @@ impl Drop for CollectorHandle {
     }
 }
 
-/// Starts the collector (in-memory store) on `listener` in a background task.
+/// Starts the collector (the configured store: memory by default) on `listener` in a
+/// background task.
 pub async fn spawn(
     listener: TcpListener,
     config: CollectorConfig,
@@ -243,7 +264,7 @@ pub async fn spawn_with_metrics(
         // Either a signal or the handle being dropped stops the collector.
         let _ = stopped.await;
     };
-    let store = MemoryStore::new(config.max_records);
+    let store = open_store(&config)?;
     let task = tokio::spawn(run_with_listeners(
         listener,
         metrics_listener,

@@ -255,13 +255,11 @@ impl LogReader {
         if best.era.is_some_and(|era| era.predates_nc) && !best.tied_with_modern {
             unknown |= field::bit(RecordField::NcFlag);
         }
-        let name = best.era.map_or(ORIGIN_CUSTOM.to_owned(), |era| {
-            format!("access-log:{}", era.name)
-        });
+        let name = best.era.map_or(ORIGIN_CUSTOM, |era| era.origin);
         let origin = if best.fit == Fit::Cut || cut {
-            format!("{name} (cut)")
+            format!("{name}{CUT_SUFFIX}")
         } else {
-            name
+            name.to_owned()
         };
         finish_line(record, unknown, origin, &text[..best.start])
     }
@@ -315,7 +313,17 @@ fn consider<'a>(
                 best.tied_with_modern = true;
             }
         }
-        _ => {
+        Some(best) => {
+            // Reuse the buffer: most lines have one match, some a cut one and then a whole one.
+            best.values.clear();
+            best.values.extend_from_slice(values);
+            best.era = era;
+            best.fit = matched.fit;
+            best.rest = matched.rest;
+            best.start = start;
+            best.tied_with_modern = false;
+        }
+        None => {
             *best = Some(Best {
                 era,
                 fit: matched.fit,
@@ -369,9 +377,8 @@ fn direction_of(record: &DecisionRecord) -> Direction {
 
 /// Where `[<digit>` opens a start time.
 fn time_start(text: &str) -> Option<usize> {
-    text.match_indices('[')
-        .map(|(i, _)| i)
-        .find(|&i| text.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit))
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'[', bytes).find(|&i| bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
 }
 
 /// Where `"METHOD ` or `"- ` opens a request line.
@@ -425,6 +432,8 @@ pub struct ReadReport {
     /// `…Z<TAB>info<TAB>…`): `kubectl logs -c istio-proxy` interleaves them; not access-log
     /// entries, and not unreadable either.
     pub proxy_log: u64,
+    /// Lines that were the wrapped rest of the line before them (read together with it).
+    pub joined: u64,
     /// The first few skipped lines (unreadable or the proxy's own), shortened.
     pub samples: Vec<String>,
     /// Records per origin (`access-log:istio-1.9`, …).
@@ -492,6 +501,19 @@ pub fn read_lines(
 ) -> std::io::Result<ReadReport> {
     let mut report = ReadReport::default();
     let mut buffer = Vec::new();
+    // A line read as cut, held back one line: the next may be its wrapped rest.
+    let mut held: Option<(String, LogLine)> = None;
+    let mut emit = |report: &mut ReadReport, read: LogLine| {
+        report.read += 1;
+        if read.record.origin == ORIGIN_SALVAGED {
+            report.salvaged += 1;
+        }
+        *report
+            .by_origin
+            .entry(read.record.origin.clone())
+            .or_default() += 1;
+        each(read);
+    };
     while next_line(&mut input, &mut buffer)? {
         let line = String::from_utf8_lossy(&buffer);
         let line = line.trim();
@@ -499,6 +521,14 @@ pub fn read_lines(
             continue;
         }
         report.lines += 1;
+        if let Some((head, cut)) = held.take() {
+            if let Some(whole) = rejoin(reader, &head, line) {
+                report.joined += 1;
+                emit(&mut report, whole);
+                continue;
+            }
+            emit(&mut report, cut);
+        }
         if is_proxy_log(line) {
             report.proxy_log += 1;
             if report.samples.len() < MAX_SAMPLES {
@@ -507,17 +537,10 @@ pub fn read_lines(
             continue;
         }
         match reader.read_line(line) {
-            Ok(read) => {
-                report.read += 1;
-                if read.record.origin == ORIGIN_SALVAGED {
-                    report.salvaged += 1;
-                }
-                *report
-                    .by_origin
-                    .entry(read.record.origin.clone())
-                    .or_default() += 1;
-                each(read);
+            Ok(read) if read.record.origin.ends_with(CUT_SUFFIX) => {
+                held = Some((line.to_owned(), read));
             }
+            Ok(read) => emit(&mut report, read),
             Err(_) => {
                 report.unreadable += 1;
                 if report.samples.len() < MAX_SAMPLES {
@@ -526,7 +549,28 @@ pub fn read_lines(
             }
         }
     }
+    if let Some((_, cut)) = held {
+        emit(&mut report, cut);
+    }
     Ok(report)
+}
+
+/// `origin` suffix of a record whose line ended before its format did.
+const CUT_SUFFIX: &str = " (cut)";
+
+/// The record of a line wrapped in two (a terminal's or a chat's hard wrap, cut anywhere, even
+/// inside a word): `head` read as cut and `tail` not a line of its own; `None` unless together
+/// they make a whole line of a known format.
+fn rejoin(reader: &LogReader, head: &str, tail: &str) -> Option<LogLine> {
+    if tail.starts_with('[') || tail.starts_with('{') || is_proxy_log(tail) {
+        return None;
+    }
+    ["", " "].iter().find_map(|separator| {
+        let joined = format!("{head}{separator}{tail}");
+        reader.read_line(&joined).ok().filter(|read| {
+            !read.record.origin.ends_with(CUT_SUFFIX) && read.record.origin != ORIGIN_SALVAGED
+        })
+    })
 }
 
 /// The next line into `buffer` (without its newline), at most [`MAX_LINE_BYTES`] of it; false at

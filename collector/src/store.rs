@@ -1,7 +1,8 @@
-//! The one storage interface: in memory now, a durable SQLite file later, behind the same trait.
+//! The one storage interface: in memory, or a durable SQLite file, behind the same trait.
 
 mod memory;
 mod sequence;
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use meshwhy_proto::v1::{Counter, DecisionRecord, ProxyIdentity};
 use crate::explain::{self, Input, RecordRef, Report, RequestReport, Scope};
 
 pub use memory::MemoryStore;
+pub use sqlite::{Retention, SqliteStore, StoreOpenError};
 
 /// A validated Push batch, ready to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +166,20 @@ pub trait Store: Send + 'static {
         now_unix_nanos: u64,
     ) -> Result<PushOutcome, StoreError>;
 
+    /// Applies several batches, in order, with one outcome each; what they did is the same as
+    /// applying them one by one. A durable store commits them together (one disk write for the
+    /// group), so every outcome is known only once all are stored.
+    fn apply_pushes(
+        &mut self,
+        batches: Vec<PushBatch>,
+        now_unix_nanos: u64,
+    ) -> Vec<Result<PushOutcome, StoreError>> {
+        batches
+            .into_iter()
+            .map(|batch| self.apply_push(batch, now_unix_nanos))
+            .collect()
+    }
+
     /// Matching records, newest first, at most `limit`.
     fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError>;
 
@@ -175,6 +191,14 @@ pub trait Store: Send + 'static {
 
     /// Size and eviction counts.
     fn stats(&self) -> StoreStats;
+
+    /// Background upkeep (retention) in one small step, so ingest never waits long behind it;
+    /// true when more is due right away. The aggregator calls it about once a second and again
+    /// between pushes while it returns true. `now_unix_nanos` is the aggregator's clock.
+    fn maintain(&mut self, now_unix_nanos: u64) -> Result<bool, StoreError> {
+        let _ = now_unix_nanos;
+        Ok(false)
+    }
 
     /// Runs the explain engine over the stored records. The default reads through
     /// [`Store::list_records`] (a copy of the window, which a durable store materialises anyway)
@@ -228,5 +252,41 @@ pub fn run_explain(input: &Input<'_>, query: &ExplainQuery) -> ExplainAnswer {
     match &query.request_id {
         Some(id) => ExplainAnswer::Request(Box::new(explain::explain_request(input, id))),
         None => ExplainAnswer::Window(explain::explain(input, &query.scope, query.limit)),
+    }
+}
+
+/// A store chosen at run time (`--store`): forwards everything, overrides included.
+impl Store for Box<dyn Store> {
+    fn apply_push(
+        &mut self,
+        batch: PushBatch,
+        now_unix_nanos: u64,
+    ) -> Result<PushOutcome, StoreError> {
+        (**self).apply_push(batch, now_unix_nanos)
+    }
+    fn apply_pushes(
+        &mut self,
+        batches: Vec<PushBatch>,
+        now_unix_nanos: u64,
+    ) -> Vec<Result<PushOutcome, StoreError>> {
+        (**self).apply_pushes(batches, now_unix_nanos)
+    }
+    fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
+        (**self).list_records(filter, limit)
+    }
+    fn list_counters(&self, filter: &CounterFilter) -> Result<Vec<CounterTotal>, StoreError> {
+        (**self).list_counters(filter)
+    }
+    fn list_proxies(&self) -> Result<Vec<ProxyReport>, StoreError> {
+        (**self).list_proxies()
+    }
+    fn stats(&self) -> StoreStats {
+        (**self).stats()
+    }
+    fn maintain(&mut self, now_unix_nanos: u64) -> Result<bool, StoreError> {
+        (**self).maintain(now_unix_nanos)
+    }
+    fn explain(&self, query: &ExplainQuery) -> Result<ExplainAnswer, StoreError> {
+        (**self).explain(query)
     }
 }

@@ -192,9 +192,9 @@ fn read_all(input: &[u8]) -> ReadReport {
     .expect("read_lines never fails on an in-memory input");
     assert_eq!(report.lines, non_blank_lines(input), "non-blank lines");
     assert_eq!(
-        report.read + report.unreadable,
+        report.read + report.unreadable + report.proxy_log + report.joined,
         report.lines,
-        "read + unreadable = lines"
+        "read + unreadable + the proxy's own + joined = lines"
     );
     assert_eq!(calls, report.read, "one callback per line read");
     assert_eq!(origins, report.read, "every record says where it came from");
@@ -204,16 +204,17 @@ fn read_all(input: &[u8]) -> ReadReport {
         report.read,
         "by_origin sums to read"
     );
+    let skipped = report.unreadable + report.proxy_log;
     assert!(
-        report.samples.len() as u64 <= report.unreadable,
-        "samples ⊆ unreadable"
+        report.samples.len() as u64 <= skipped,
+        "samples ⊆ skipped lines"
     );
     assert_eq!(
         report.warning("input").is_some(),
-        report.unreadable > 0,
-        "a warning exactly when lines were unreadable"
+        skipped > 0,
+        "a warning exactly when lines were skipped"
     );
-    if report.unreadable > 0 {
+    if skipped > 0 {
         assert!(!report.samples.is_empty(), "unreadable lines are sampled");
     }
     report

@@ -295,11 +295,19 @@ fn the_collector_pod_is_hardened_and_serves_the_baked_in_module() -> Result<()> 
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(args, [format!("--filter-wasm={MODULE_PATH}")]);
+    assert_eq!(
+        args,
+        [
+            format!("--filter-wasm={MODULE_PATH}").as_str(),
+            "--store=sqlite",
+            "--data-dir=/var/lib/meshwhy",
+            "--max-db-size=8GiB"
+        ]
+    );
     // The data directory is the PVC, mounted where --data-dir will point.
     assert_eq!(
-        container["volumeMounts"],
-        json!([{"name": "data", "mountPath": "/var/lib/meshwhy"}])
+        container["volumeMounts"][0],
+        json!({"name": "data", "mountPath": "/var/lib/meshwhy"})
     );
     assert_eq!(
         pod["volumes"][0]["persistentVolumeClaim"]["claimName"],

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::path::PathBuf;
+
 use meshwhy_collector::config::{
-    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting,
+    self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting, StoreConfig,
 };
 use meshwhy_collector::logging;
 use meshwhy_collector::module::{self, FilterModule};
-use meshwhy_collector::store::MemoryStore;
+use meshwhy_collector::store::Store;
 use tokio::net::TcpListener;
 
 /// Exit code (sysexits EX_USAGE) for bad flags, environment or an unusable address.
@@ -36,6 +38,30 @@ struct Args {
     #[arg(long, env = "MESHWHY_QUEUE_CAPACITY", value_name = "N", default_value_t = config::DEFAULT_QUEUE_CAPACITY.to_string())]
     queue_capacity: String,
 
+    /// Where records are kept: memory (a restart forgets them) or sqlite (one file under
+    /// --data-dir; history survives restarts).
+    #[arg(
+        long,
+        env = "MESHWHY_STORE",
+        value_name = "memory|sqlite",
+        default_value = "memory"
+    )]
+    store: String,
+
+    /// Directory of the sqlite store's file (created if missing).
+    #[arg(long, env = "MESHWHY_DATA_DIR", value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+
+    /// With --store sqlite: delete records and counts older than this (e.g. 24h, 7d; 0 keeps
+    /// everything).
+    #[arg(long, env = "MESHWHY_RETENTION", value_name = "DURATION", default_value = config::DEFAULT_RETENTION)]
+    retention: String,
+
+    /// With --store sqlite: delete the oldest records while the file holds more than this
+    /// (e.g. 2GiB, 500MB; 0 means no limit).
+    #[arg(long, env = "MESHWHY_MAX_DB_SIZE", value_name = "SIZE", default_value = config::DEFAULT_MAX_DB_SIZE)]
+    max_db_size: String,
+
     /// The filter module to serve at /filter.wasm (and its sha256 at /filter.wasm.sha256) on the
     /// metrics port, read once at start. Default: meshwhy_filter.wasm next to this binary when
     /// it exists, else none (those paths answer 404).
@@ -52,6 +78,12 @@ impl Args {
             metrics: config::parse_addr(METRICS_ADDR, &self.metrics_addr)?,
         };
         let config = CollectorConfig {
+            store: StoreConfig {
+                kind: config::parse_store(&self.store)?,
+                data_dir: self.data_dir.clone(),
+                retention_nanos: config::parse_duration(config::RETENTION, &self.retention)?,
+                max_db_bytes: config::parse_size(config::MAX_DB_SIZE, &self.max_db_size)?,
+            },
             max_records: config::parse_count(config::MAX_RECORDS, &self.max_records)?,
             queue_capacity: config::parse_count(config::QUEUE_CAPACITY, &self.queue_capacity)?,
             ..CollectorConfig::default()
@@ -131,6 +163,18 @@ async fn bind(addr: SocketAddr, setting: Setting) -> Result<TcpListener, ExitCod
     })
 }
 
+/// Opens the configured store, or says in one line why not (exit 64 when a setting must change).
+fn open_store(config: &CollectorConfig) -> Result<Box<dyn Store>, ExitCode> {
+    meshwhy_collector::open_store(config).map_err(|error| {
+        eprintln!("meshwhy-collector: {error}");
+        if error.is_config() {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}
+
 async fn serve(
     addrs: Addrs,
     config: CollectorConfig,
@@ -144,7 +188,10 @@ async fn serve(
         Ok(listener) => listener,
         Err(code) => return code,
     };
-    let store = MemoryStore::new(config.max_records);
+    let store = match open_store(&config) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
     let served = meshwhy_collector::run_serving_module(
         listener,
         Some(metrics_listener),

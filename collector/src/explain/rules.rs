@@ -241,32 +241,11 @@ pub(crate) fn code(group: &Group<'_>) -> String {
     }
 }
 
-/// gRPC status names (the wire codes 0..=16).
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 /// `UNAVAILABLE` for 14; `?` for a code past the known ones.
 pub(crate) fn grpc_name(status: u32) -> &'static str {
     usize::try_from(status)
         .ok()
-        .and_then(|index| GRPC_CODES.get(index))
+        .and_then(|index| crate::decode::GRPC_STATUS_NAMES.get(index))
         .copied()
         .unwrap_or("?")
 }

@@ -5,8 +5,10 @@
 /// One built-in format.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Era {
-    /// `origin` suffix of its records, e.g. `istio-1.9+`.
+    /// Its name, e.g. `istio-1.9+`.
     pub(crate) name: &'static str,
+    /// `origin` of its records: `access-log:<name>`.
+    pub(crate) origin: &'static str,
     /// The Envoy format string.
     pub(crate) format: &'static str,
     /// Whether every proxy that logged this format predates Envoy's NC flag (Envoy 1.18, first in
@@ -49,41 +51,49 @@ const ENVOY_DEFAULT: &str = r#"[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGI
 pub(crate) const ERAS: &[Era] = &[
     Era {
         name: "istio-1.9+",
+        origin: "access-log:istio-1.9+",
         format: ISTIO_1_9,
         predates_nc: false,
     },
     Era {
         name: "istio-1.8",
+        origin: "access-log:istio-1.8",
         format: ISTIO_1_8,
         predates_nc: true,
     },
     Era {
         name: "istio-1.3-1.7",
+        origin: "access-log:istio-1.3-1.7",
         format: ISTIO_1_3,
         predates_nc: true,
     },
     Era {
         name: "istio-1.2",
+        origin: "access-log:istio-1.2",
         format: ISTIO_1_2,
         predates_nc: true,
     },
     Era {
         name: "istio-1.1",
+        origin: "access-log:istio-1.1",
         format: ISTIO_1_1,
         predates_nc: true,
     },
     Era {
         name: "istio-1.0",
+        origin: "access-log:istio-1.0",
         format: ISTIO_1_0,
         predates_nc: true,
     },
     Era {
         name: "istio-1.0-tcp",
+        origin: "access-log:istio-1.0-tcp",
         format: ISTIO_1_0_TCP,
         predates_nc: true,
     },
     Era {
         name: "envoy-default",
+        origin: "access-log:envoy-default",
         format: ENVOY_DEFAULT,
         predates_nc: false,
     },

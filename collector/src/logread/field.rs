@@ -234,7 +234,18 @@ impl Field {
     /// and the names users give them (`status`, `response_flag`, `status_details`, `upstream`…),
     /// compared as lowercase snake case.
     pub(crate) fn of_key(key: &str) -> Field {
-        match normalise_key(key).as_str() {
+        // Most keys already are lowercase snake case (Istio's are): no copy for those.
+        let normalised;
+        let key = if key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            key
+        } else {
+            normalised = normalise_key(key);
+            normalised.as_str()
+        };
+        match key {
             "start_time" | "timestamp" | "time" | "start" | "ts" | "request_start_time" => {
                 Field::StartTime
             }
@@ -440,7 +451,10 @@ pub(crate) fn parse_millis(value: &str) -> Option<u64> {
 }
 
 fn strip_query(path: &str) -> &str {
-    path.split('?').next().unwrap_or("")
+    match memchr::memchr(b'?', path.as_bytes()) {
+        Some(at) => &path[..at],
+        None => path,
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -476,30 +490,11 @@ fn trace_id(value: &str) -> &str {
 
 /// `%GRPC_STATUS%` is a name (`UNAVAILABLE`), a number, or (Envoy ≥ 1.28) a camel-case name.
 pub(crate) fn grpc_status(value: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
     if let Ok(number) = value.parse::<u32>() {
         return (number <= 16).then_some(number);
     }
     let snake = normalise_key(value);
-    NAMES
+    crate::decode::GRPC_STATUS_NAMES
         .iter()
         .position(|name| name.eq_ignore_ascii_case(&snake))
         .and_then(|i| u32::try_from(i).ok())

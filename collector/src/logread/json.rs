@@ -41,7 +41,7 @@ pub(crate) fn read(text: &str, keys: &[(String, Field)]) -> Option<JsonLine> {
             .iter()
             .find(|(name, _)| name == key)
             .map_or_else(|| key_field(key), |(_, field)| *field);
-        if field::normalise_key(key) == "istio_policy_status" {
+        if key.contains("olicy") && field::normalise_key(key) == "istio_policy_status" {
             // Only Istio 1.1–1.7 wrote the mixer's status.
             predates_nc = true;
         }

@@ -174,8 +174,8 @@ impl Template {
             let rest = &line[pos..];
             match piece {
                 Piece::Literal(literal) => {
-                    if let Some(tail) = rest.strip_prefix(literal.as_str()) {
-                        pos = line.len() - tail.len();
+                    if starts_with(rest.as_bytes(), literal.as_bytes()) {
+                        pos += literal.len();
                         i += 1;
                     } else if literal.starts_with(rest) {
                         return Some(cut);
@@ -278,12 +278,18 @@ fn find(text: &str, literal: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(offset) = memchr::memchr(first, bytes.get(from..)?) {
         let at = from + offset;
-        if bytes.get(at + 1..at + 1 + tail.len()) == Some(tail) {
+        if starts_with(bytes.get(at + 1..)?, tail) {
             return Some(at);
         }
         from = at + 1;
     }
     None
+}
+
+/// `haystack.starts_with(prefix)` compared byte by byte: the prefixes here are a few bytes, where
+/// a call to `memcmp` costs more than the comparison.
+fn starts_with(haystack: &[u8], prefix: &[u8]) -> bool {
+    haystack.len() >= prefix.len() && prefix.iter().zip(haystack).all(|(a, b)| a == b)
 }
 
 /// Index of the `%` closing a command that starts right after an opening `%`; parentheses may

@@ -575,3 +575,38 @@ fn read_lines_counts_samples_and_survives_garbage() {
     );
     assert_eq!(records[1].record.response_flags, UH);
 }
+
+#[test]
+fn a_wrapped_line_is_read_whole() {
+    let whole = ROWS[0].line;
+    let mut input = String::new();
+    // Wrapped inside a word (a terminal's hard wrap) and at a space (a chat's).
+    for at in [97, whole.find("\"curl").unwrap()] {
+        input.push_str(&whole[..at]);
+        input.push('\n');
+        input.push_str(whole[at..].trim_start());
+        input.push('\n');
+    }
+    // A line cut for good stays what it was, and the next line is read on its own.
+    input.push_str(ROWS[18].line);
+    input.push('\n');
+    input.push_str(ROWS[1].line);
+    input.push('\n');
+    let mut records = Vec::new();
+    let report = super::read_lines(input.as_bytes(), &LogReader::new(), |line| {
+        records.push(line.record)
+    })
+    .unwrap();
+    assert_eq!(
+        (report.lines, report.read, report.joined, report.unreadable),
+        (6, 4, 2, 0),
+        "{report:?}"
+    );
+    for record in &records[..2] {
+        assert_eq!(record.origin, "access-log:istio-1.9+");
+        assert_eq!(record.request_id, "5f1c2d3e-aaaa-bbbb-cccc-0123456789ab");
+        assert_eq!(record.route_name, "default");
+    }
+    assert_eq!(records[2].origin, "access-log:istio-1.9+ (cut)");
+    assert_eq!(records[3].direction, Direction::Inbound as i32);
+}

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use meshwhy_proto::v1::{Counter, ProxyIdentity};
+use meshwhy_proto::v1::{Counter, DecisionRecord, ProxyIdentity};
 
 use super::sequence::SequenceWindow;
 use super::{
@@ -81,27 +81,42 @@ impl CounterState {
     }
 }
 
-#[derive(Debug)]
-struct ProxyState {
-    identity: Arc<ProxyIdentity>,
-    window: SequenceWindow,
-    batches: u64,
-    records: u64,
-    dropped_records: u64,
-    dropped_counter_keys: u64,
-    last_seen_unix_nanos: u64,
+/// One instance's identity, applied sequences and loss accounting.
+#[derive(Debug, Clone)]
+pub(super) struct ProxyState {
+    pub(super) identity: Arc<ProxyIdentity>,
+    pub(super) window: SequenceWindow,
+    pub(super) batches: u64,
+    pub(super) records: u64,
+    pub(super) dropped_records: u64,
+    pub(super) dropped_counter_keys: u64,
+    pub(super) last_seen_unix_nanos: u64,
 }
 
 /// Counters are summed per pod (not per VM instance: a pod's worker VMs are one workload
 /// replica to the user) and per (route, cluster, code).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct CounterKey {
-    namespace: String,
-    workload: String,
-    pod: String,
-    route_name: String,
-    cluster: String,
-    response_code: u32,
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct CounterKey {
+    pub(super) namespace: String,
+    pub(super) workload: String,
+    pub(super) pod: String,
+    pub(super) route_name: String,
+    pub(super) cluster: String,
+    pub(super) response_code: u32,
+}
+
+impl CounterKey {
+    /// The key `counter` from `proxy` is summed under.
+    pub(super) fn of(proxy: &ProxyIdentity, counter: &Counter) -> Self {
+        Self {
+            namespace: proxy.namespace.clone(),
+            workload: proxy.workload.clone(),
+            pod: proxy.pod.clone(),
+            route_name: counter.route_name.clone(),
+            cluster: counter.cluster.clone(),
+            response_code: counter.response_code,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -158,14 +173,7 @@ impl MemoryStore {
 
     fn add_counters(&mut self, proxy: &ProxyIdentity, counters: Vec<Counter>, now_unix_nanos: u64) {
         for counter in counters {
-            let key = CounterKey {
-                namespace: proxy.namespace.clone(),
-                workload: proxy.workload.clone(),
-                pod: proxy.pod.clone(),
-                route_name: counter.route_name.clone(),
-                cluster: counter.cluster.clone(),
-                response_code: counter.response_code,
-            };
+            let key = CounterKey::of(proxy, &counter);
             let state = self.counters.entry(key).or_default();
             let delta = counter.count;
             let count = state.total.count.saturating_add(delta);
@@ -187,24 +195,36 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
-    fn apply_push(
-        &mut self,
-        batch: PushBatch,
+/// What applying one batch does to its instance's state, worked out before anything changes
+/// (see [`MemoryStore::plan_push`]): a durable store writes it to disk first and only then lets
+/// the memory side take it, so a failed write leaves memory untouched.
+#[derive(Debug)]
+pub(super) struct PushPlan {
+    /// The instance's state once the batch is applied.
+    pub(super) state: ProxyState,
+    /// The identity the batch's records are stored under.
+    pub(super) identity: Arc<ProxyIdentity>,
+}
+
+impl MemoryStore {
+    /// The state `batch` leads to, or `None` when it was already applied (a duplicate).
+    pub(super) fn plan_push(&self, batch: &PushBatch, now_unix_nanos: u64) -> Option<PushPlan> {
+        self.plan_push_from(None, batch, now_unix_nanos)
+    }
+
+    /// Like [`MemoryStore::plan_push`] from `current` instead of the held state of the batch's
+    /// instance, when given (a batch planned after others of its instance not yet committed).
+    pub(super) fn plan_push_from(
+        &self,
+        current: Option<&ProxyState>,
+        batch: &PushBatch,
         now_unix_nanos: u64,
-    ) -> Result<PushOutcome, StoreError> {
-        let PushBatch {
-            proxy,
-            sequence,
-            records,
-            counters,
-            dropped_records,
-            dropped_counter_keys,
-        } = batch;
-        let state = self
-            .proxies
-            .entry(proxy.instance_id.clone())
-            .or_insert_with(|| ProxyState {
+    ) -> Option<PushPlan> {
+        let proxy = &batch.proxy;
+        let current = current.or_else(|| self.proxies.get(&proxy.instance_id));
+        let mut state = match current {
+            Some(state) => state.clone(),
+            None => ProxyState {
                 identity: Arc::new(proxy.clone()),
                 window: SequenceWindow::default(),
                 batches: 0,
@@ -212,49 +232,77 @@ impl Store for MemoryStore {
                 dropped_records: 0,
                 dropped_counter_keys: 0,
                 last_seen_unix_nanos: 0,
-            });
-        if !state.window.insert(sequence) {
-            return Ok(PushOutcome { duplicate: true });
+            },
+        };
+        if !state.window.insert(batch.sequence) {
+            return None;
         }
         // Records share their sender's identity instead of each carrying a copy.
-        let identity = if *state.identity == proxy {
+        let identity = if *state.identity == *proxy {
             Arc::clone(&state.identity)
         } else {
-            Arc::new(proxy)
+            Arc::new(proxy.clone())
         };
         // The newest batch describes the instance; a late one must not roll it back.
-        if sequence == state.window.highest() {
+        if batch.sequence == state.window.highest() {
             state.identity = Arc::clone(&identity);
         }
         state.batches += 1;
-        state.records += records.len() as u64;
+        state.records += batch.records.len() as u64;
         // Drop counts are cumulative, so the largest is the latest even when batches reorder.
-        state.dropped_records = state.dropped_records.max(dropped_records);
-        state.dropped_counter_keys = state.dropped_counter_keys.max(dropped_counter_keys);
+        state.dropped_records = state.dropped_records.max(batch.dropped_records);
+        state.dropped_counter_keys = state.dropped_counter_keys.max(batch.dropped_counter_keys);
         state.last_seen_unix_nanos = now_unix_nanos;
+        Some(PushPlan { state, identity })
+    }
 
-        for record in records {
-            let hints = Hints::of(&identity, &record);
-            let previous_same_request = if hints.request == 0 {
-                NO_RECORD
-            } else {
-                let position = self.position(self.records.len());
-                self.by_request
-                    .insert(hints.request, position)
-                    .unwrap_or(NO_RECORD)
-            };
-            self.meta.push_back(RecordMeta {
-                hints,
-                proxy: Arc::clone(&identity),
-                previous_same_request,
-            });
-            self.records.push_back(StoredRecord {
-                record,
-                proxy: Arc::clone(&identity),
-                received_unix_nanos: now_unix_nanos,
-            });
+    /// Applies a batch [`MemoryStore::plan_push`] planned.
+    pub(super) fn commit_push(&mut self, plan: PushPlan, batch: PushBatch, now_unix_nanos: u64) {
+        let PushPlan { state, identity } = plan;
+        self.proxies.insert(batch.proxy.instance_id, state);
+        for record in batch.records {
+            self.push_record(&identity, record, now_unix_nanos);
         }
-        while self.records.len() > self.max_records {
+        self.enforce_cap();
+        self.add_counters(&identity, batch.counters, now_unix_nanos);
+    }
+
+    /// Appends one record (newest); the cap is enforced separately.
+    fn push_record(
+        &mut self,
+        identity: &Arc<ProxyIdentity>,
+        record: DecisionRecord,
+        received_unix_nanos: u64,
+    ) {
+        let hints = Hints::of(identity, &record);
+        let previous_same_request = if hints.request == 0 {
+            NO_RECORD
+        } else {
+            let position = self.position(self.records.len());
+            self.by_request
+                .insert(hints.request, position)
+                .unwrap_or(NO_RECORD)
+        };
+        self.meta.push_back(RecordMeta {
+            hints,
+            proxy: Arc::clone(identity),
+            previous_same_request,
+        });
+        self.records.push_back(StoredRecord {
+            record,
+            proxy: Arc::clone(identity),
+            received_unix_nanos,
+        });
+    }
+
+    fn enforce_cap(&mut self) {
+        let over = self.records.len().saturating_sub(self.max_records);
+        self.evict_oldest(over);
+    }
+
+    /// Evicts the `count` oldest records (fewer if fewer are held).
+    pub(super) fn evict_oldest(&mut self, count: usize) {
+        for _ in 0..count.min(self.records.len()) {
             let position = self.position(0);
             // The newest record of its id hash leaving means all of them have left.
             if let Some(meta) = self.meta.pop_front()
@@ -270,8 +318,105 @@ impl Store for MemoryStore {
             }
             self.evicted_records += 1;
         }
-        self.add_counters(&identity, counters, now_unix_nanos);
-        Ok(PushOutcome { duplicate: false })
+    }
+
+    /// Records held now.
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The cap given to [`MemoryStore::new`].
+    pub(super) fn max_records(&self) -> usize {
+        self.max_records
+    }
+
+    /// Whether every record that started at or after `since` is held (none was evicted).
+    pub(super) fn records_complete_since(&self, since_unix_nanos: u64) -> bool {
+        self.evicted_records == 0 || since_unix_nanos > self.evicted_until_unix_nanos
+    }
+
+    /// Restore after a restart: `count` records exist elsewhere (on disk) but are not loaded,
+    /// the latest of them started at `until`. Call before [`MemoryStore::restore_record`].
+    pub(super) fn restore_unloaded(&mut self, count: u64, until_unix_nanos: u64) {
+        self.evicted_records += count;
+        self.evicted_until_unix_nanos = self.evicted_until_unix_nanos.max(until_unix_nanos);
+    }
+
+    /// Restore after a restart: one record, oldest first.
+    pub(super) fn restore_record(
+        &mut self,
+        identity: &Arc<ProxyIdentity>,
+        record: DecisionRecord,
+        received_unix_nanos: u64,
+    ) {
+        self.push_record(identity, record, received_unix_nanos);
+        self.enforce_cap();
+    }
+
+    /// Restore after a restart: an instance's state.
+    pub(super) fn restore_proxy(&mut self, state: ProxyState) {
+        self.proxies
+            .insert(state.identity.instance_id.clone(), state);
+    }
+
+    /// Restore after a restart: a counter key's latest value (its `count` ignored) and its
+    /// per-minute counts, oldest first; the total is their sum.
+    pub(super) fn restore_counter(
+        &mut self,
+        key: CounterKey,
+        latest: Counter,
+        buckets: Vec<(u64, u64)>,
+    ) {
+        let count = buckets.iter().map(|(_, count)| count).sum();
+        let mut buckets: VecDeque<(u64, u64)> = buckets.into();
+        while buckets.len() > MAX_BUCKETS
+            && let Some((start, _)) = buckets.pop_front()
+        {
+            self.buckets_dropped_until_unix_nanos = self
+                .buckets_dropped_until_unix_nanos
+                .max(start + BUCKET_NANOS);
+        }
+        self.counters.insert(
+            key,
+            CounterState {
+                total: Counter { count, ..latest },
+                buckets,
+            },
+        );
+    }
+
+    /// Retention: forgets success counts of minutes that ended at or before `cutoff` (the
+    /// totals shrink with them, as they would after a restart).
+    pub(super) fn forget_counts_before(&mut self, cutoff_unix_nanos: u64) {
+        for state in self.counters.values_mut() {
+            while let Some(&(start, count)) = state.buckets.front()
+                && start.saturating_add(BUCKET_NANOS) <= cutoff_unix_nanos
+            {
+                state.buckets.pop_front();
+                state.total.count = state.total.count.saturating_sub(count);
+                self.buckets_dropped_until_unix_nanos = self
+                    .buckets_dropped_until_unix_nanos
+                    .max(start + BUCKET_NANOS);
+            }
+        }
+        self.counters
+            .retain(|_, state| !state.buckets.is_empty() || state.total.count > 0);
+    }
+}
+
+impl Store for MemoryStore {
+    fn apply_push(
+        &mut self,
+        batch: PushBatch,
+        now_unix_nanos: u64,
+    ) -> Result<PushOutcome, StoreError> {
+        match self.plan_push(&batch, now_unix_nanos) {
+            Some(plan) => {
+                self.commit_push(plan, batch, now_unix_nanos);
+                Ok(PushOutcome { duplicate: false })
+            }
+            None => Ok(PushOutcome { duplicate: true }),
+        }
     }
 
     fn list_records(&self, filter: &RecordFilter, limit: usize) -> Result<RecordPage, StoreError> {
@@ -424,7 +569,7 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use meshwhy_proto::v1::{DecisionRecord, Direction};
+    use meshwhy_proto::v1::Direction;
 
     use super::*;
 

@@ -45,6 +45,28 @@ impl SequenceWindow {
         open + self.abandoned
     }
 
+    /// The window as stored on disk: the contiguous prefix, the sequences above it, and the
+    /// count abandoned.
+    pub(crate) fn parts(&self) -> (u64, impl Iterator<Item = u64> + '_, u64) {
+        (self.contiguous, self.above.iter().copied(), self.abandoned)
+    }
+
+    /// A window read back from [`SequenceWindow::parts`]; sequences at or below `contiguous`
+    /// in `above` are ignored, a gap-free start of `above` is absorbed.
+    pub(crate) fn from_parts(
+        contiguous: u64,
+        above: impl IntoIterator<Item = u64>,
+        abandoned: u64,
+    ) -> Self {
+        let mut window = Self {
+            contiguous,
+            above: above.into_iter().filter(|&s| s > contiguous).collect(),
+            abandoned,
+        };
+        window.absorb();
+        window
+    }
+
     fn absorb(&mut self) {
         while self.above.first() == Some(&(self.contiguous + 1)) {
             self.above.pop_first();
@@ -90,6 +112,24 @@ mod tests {
         assert_eq!(window.missing(), 0);
         assert_eq!(window.highest(), 4);
         assert!(window.above.is_empty());
+    }
+
+    #[test]
+    fn parts_round_trip() {
+        let mut window = SequenceWindow::default();
+        for sequence in [1, 2, 5, 7, 8] {
+            window.insert(sequence);
+        }
+        let (contiguous, above, abandoned) = window.parts();
+        let above: Vec<u64> = above.collect();
+        assert_eq!(
+            (contiguous, above.as_slice(), abandoned),
+            (2, &[5, 7, 8][..], 0)
+        );
+        assert_eq!(
+            SequenceWindow::from_parts(contiguous, above, abandoned),
+            window
+        );
     }
 
     #[test]
