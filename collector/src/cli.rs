@@ -1,5 +1,6 @@
 //! The `meshwhy` CLI: argument types, collector connection, exit codes; one module per subcommand.
 
+pub mod enable;
 pub mod explain;
 pub mod filters;
 pub mod flags;
@@ -81,6 +82,11 @@ pub enum Command {
     /// Load Envoy/Istio access-log lines into a running collector, so history, hop joins and
     /// the counter rules work on them.
     IngestLogs(ingest_logs::IngestLogsArgs),
+    /// Print the namespace's WasmPlugin for `kubectl apply -f -` (module served by the
+    /// collector, sha256 pinned, FAIL_OPEN); touches no cluster.
+    Enable(enable::EnableArgs),
+    /// Print what to delete to stop recording in a namespace (`kubectl delete -f -`).
+    Disable(enable::DisableArgs),
 }
 
 impl Cli {
@@ -247,6 +253,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Proxies(args) => proxies::run(&cli.collector, args).await,
         Command::Flags(args) => flags::run(args),
         Command::IngestLogs(args) => ingest_logs::run(&cli.collector, args).await,
+        Command::Enable(args) => enable::run_enable(args).await,
+        Command::Disable(args) => enable::run_disable(args),
     };
     match result {
         Ok(()) => EXIT_OK,

@@ -1,6 +1,8 @@
-//! The collector's plain HTTP listener for Kubernetes and Prometheus: `/metrics` (text
-//! exposition), `/healthz` (the process serves) and `/readyz` (the aggregator answers). HTTP/1.1
-//! only, GET and HEAD only, on hyper (already in the tree through tonic).
+//! The collector's plain HTTP listener for Kubernetes, Prometheus and the proxies: `/metrics`
+//! (text exposition), `/healthz` (the process serves), `/readyz` (the aggregator answers), and
+//! the filter module it was started with, `/filter.wasm` and `/filter.wasm.sha256` (see
+//! [`crate::module`]). HTTP/1.1 only, GET and HEAD only, on hyper (already in the tree through
+//! tonic).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,6 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::aggregator::AggregatorHandle;
 use crate::metrics::{Gauges, Metrics};
+use crate::module::FilterModule;
 
 /// How long a scrape or readiness probe waits for the aggregator: it answers in order behind a
 /// running explain (up to ~0.2 s over a million records), so well above that, and well below
@@ -36,6 +39,8 @@ pub struct HttpState {
     pub aggregator: AggregatorHandle,
     /// The store's record cap.
     pub store_capacity: u64,
+    /// The module served at `/filter.wasm`, when one was configured.
+    pub filter_module: Option<Arc<FilterModule>>,
 }
 
 /// Serves the endpoints on `listener` until `shutdown` completes; open connections are closed
@@ -99,6 +104,20 @@ async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Ful
             response
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/filter.wasm" => match &state.filter_module {
+            Some(module) => {
+                let mut response = Response::new(Full::new(module.bytes()));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/wasm"));
+                response
+            }
+            None => no_module(),
+        },
+        "/filter.wasm.sha256" => match &state.filter_module {
+            Some(module) => text(StatusCode::OK, format!("{}\n", module.sha256_hex())),
+            None => no_module(),
+        },
         "/readyz" => match aggregator_stats(state).await {
             Some(_) => text(StatusCode::OK, "ready\n"),
             None => text(
@@ -108,7 +127,7 @@ async fn respond(state: &HttpState, request: &Request<Incoming>) -> Response<Ful
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: /metrics, /healthz, /readyz\n",
+            "not found: /metrics, /healthz, /readyz, /filter.wasm, /filter.wasm.sha256\n",
         ),
     }
 }
@@ -135,6 +154,21 @@ async fn gauges(state: &HttpState) -> Gauges {
         queue_depth: depth as u64,
         queue_capacity: capacity as u64,
     }
+}
+
+/// 404 for the module endpoints of a collector started without one: says how to give it one,
+/// because the reader is someone whose WasmPlugin or Envoy cannot fetch the module.
+fn no_module() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no filter module is configured on this collector: start it with {} PATH (env {}), \
+             or put {} next to its binary\n",
+            crate::module::FILTER_WASM.flag,
+            crate::module::FILTER_WASM.env,
+            crate::module::DEFAULT_FILE_NAME
+        ),
+    )
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

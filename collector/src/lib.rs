@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod logging;
 pub mod logread;
 pub mod metrics;
+pub mod module;
 pub mod query;
 pub mod status;
 pub mod store;
@@ -108,6 +109,19 @@ pub async fn run_with_listeners<S: Store>(
     store: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CollectorError> {
+    run_serving_module(listener, metrics_listener, None, config, store, shutdown).await
+}
+
+/// Like [`run_with_listeners`], also serving `filter_module` at `/filter.wasm` (and its
+/// sha256) on the HTTP listener; without one those paths answer 404 saying how to configure it.
+pub async fn run_serving_module<S: Store>(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    filter_module: Option<Arc<module::FilterModule>>,
+    config: CollectorConfig,
+    store: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CollectorError> {
     config.validate()?;
     let addr = listener
         .local_addr()
@@ -136,6 +150,7 @@ pub async fn run_with_listeners<S: Store>(
                 metrics,
                 aggregator: aggregator.clone(),
                 store_capacity: config.max_records as u64,
+                filter_module,
             };
             let mut closing = closing.clone();
             Some(tokio::spawn(http::serve(

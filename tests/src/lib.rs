@@ -5,11 +5,14 @@
 pub mod access_log;
 pub mod cli;
 pub mod client;
+pub mod collector_process;
 pub mod envoy;
 pub mod eras;
+pub mod kustomize;
 pub mod lab;
 pub mod paths;
 pub mod process;
 pub mod scenario;
+pub mod schema;
 pub mod upstream;
 pub mod wait;

@@ -10,6 +10,7 @@ use meshwhy_collector::config::{
     self, CollectorConfig, ConfigError, GRPC_ADDR, METRICS_ADDR, Setting, StoreConfig,
 };
 use meshwhy_collector::logging;
+use meshwhy_collector::module::{self, FilterModule};
 use meshwhy_collector::store::Store;
 use tokio::net::TcpListener;
 
@@ -60,6 +61,12 @@ struct Args {
     /// (e.g. 2GiB, 500MB; 0 means no limit).
     #[arg(long, env = "MESHWHY_MAX_DB_SIZE", value_name = "SIZE", default_value = config::DEFAULT_MAX_DB_SIZE)]
     max_db_size: String,
+
+    /// The filter module to serve at /filter.wasm (and its sha256 at /filter.wasm.sha256) on the
+    /// metrics port, read once at start. Default: meshwhy_filter.wasm next to this binary when
+    /// it exists, else none (those paths answer 404).
+    #[arg(long, env = "MESHWHY_FILTER_WASM", value_name = "PATH")]
+    filter_wasm: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -116,7 +123,25 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let filter_module = match args.filter_wasm.clone().or_else(module::default_path) {
+        Some(path) => match FilterModule::load(&path) {
+            Ok(module) => Some(std::sync::Arc::new(module)),
+            Err(error) => {
+                eprintln!("meshwhy-collector: {error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
     logging::init();
+    if let Some(module) = &filter_module {
+        tracing::info!(
+            path = %module.path().display(),
+            sha256 = module.sha256_hex(),
+            bytes = module.bytes().len(),
+            "serving the filter module at /filter.wasm"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -124,7 +149,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(addrs, config))
+    runtime.block_on(serve(addrs, config, filter_module))
 }
 
 /// Binds `addr` or says, in one line, which setting to change.
@@ -150,7 +175,11 @@ fn open_store(config: &CollectorConfig) -> Result<Box<dyn Store>, ExitCode> {
     })
 }
 
-async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
+async fn serve(
+    addrs: Addrs,
+    config: CollectorConfig,
+    filter_module: Option<std::sync::Arc<FilterModule>>,
+) -> ExitCode {
     let listener = match bind(addrs.grpc, GRPC_ADDR).await {
         Ok(listener) => listener,
         Err(code) => return code,
@@ -163,9 +192,10 @@ async fn serve(addrs: Addrs, config: CollectorConfig) -> ExitCode {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let served = meshwhy_collector::run_with_listeners(
+    let served = meshwhy_collector::run_serving_module(
         listener,
         Some(metrics_listener),
+        filter_module,
         config,
         store,
         shutdown_signal(),
