@@ -5,8 +5,8 @@ client's generated models (PyPI `kubernetes`, pinned below), so the manifest tes
 unknown or mistyped field the way `kubectl apply --validate=strict` does, without a cluster.
 
 Run by hand when deploy/ starts using another kind or the pin moves:
-    python3 -m venv /tmp/k8s-client && /tmp/k8s-client/bin/pip install kubernetes==37.0.2
-    /tmp/k8s-client/bin/python scripts/vendor-k8s-schemas.py
+    python3 -m venv .tools/k8s-client && .tools/k8s-client/bin/pip install kubernetes==37.0.2
+    .tools/k8s-client/bin/python scripts/vendor-k8s-schemas.py
 """
 import json
 import pathlib

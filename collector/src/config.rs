@@ -49,6 +49,16 @@ pub fn parse_store(value: &str) -> Result<StoreKind, ConfigError> {
     }
 }
 
+/// `24h` → (24, `h`), `2 GiB` → (2, `GiB`), `90` → (90, ``); `None` without leading digits.
+fn number_and_unit(value: &str) -> Option<(u64, &str)> {
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    Some((number.parse().ok()?, unit.trim()))
+}
+
 /// Parses a duration such as `24h`, `90m`, `7d`, `30s` (a bare number is seconds) into
 /// nanoseconds; `0` turns the limit off.
 pub fn parse_duration(setting: Setting, value: &str) -> Result<u64, ConfigError> {
@@ -57,13 +67,8 @@ pub fn parse_duration(setting: Setting, value: &str) -> Result<u64, ConfigError>
         value: value.to_owned(),
         expected: "a duration such as 24h, 90m, 7d or 30s (0 keeps everything)",
     };
-    let trimmed = value.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let seconds: u64 = match unit.trim() {
+    let (number, unit) = number_and_unit(value).ok_or_else(invalid)?;
+    let seconds: u64 = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
@@ -83,13 +88,8 @@ pub fn parse_size(setting: Setting, value: &str) -> Result<u64, ConfigError> {
         value: value.to_owned(),
         expected: "a size such as 2GiB, 500MiB, 1GB or a byte count (0 keeps everything)",
     };
-    let trimmed = value.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let unit = unit.trim().to_ascii_lowercase();
+    let (number, unit) = number_and_unit(value).ok_or_else(invalid)?;
+    let unit = unit.to_ascii_lowercase();
     let multiplier: u64 = match unit.as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,

@@ -4,42 +4,10 @@ use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The `meshwhy` binary built by `cargo build -p meshwhy-collector --bins`: `MESHWHY_CLI` when
-/// set, else next to the running executable (test binaries live in `target/<profile>/deps`, so
-/// its parent is looked at too). Missing is an error with the fix, never a silent build.
+/// The `meshwhy` binary built by `cargo build -p meshwhy-collector --bins` (`MESHWHY_CLI` when
+/// set), see [`crate::paths::workspace_binary`].
 pub fn meshwhy_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("MESHWHY_CLI") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!(
-                "MESHWHY_CLI points at {}, which is not a file",
-                path.display()
-            );
-        }
-        return Ok(path);
-    }
-    let exe = std::env::current_exe().context("locate the running executable")?;
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("meshwhy"))
-        .collect();
-    candidates
-        .iter()
-        .find(|path| path.is_file())
-        .cloned()
-        .with_context(|| {
-            format!(
-                "the meshwhy CLI was not found (looked at {}): run `cargo build -p \
-                 meshwhy-collector --bins` first (or set MESHWHY_CLI)",
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
+    crate::paths::workspace_binary("meshwhy", "MESHWHY_CLI")
 }
 
 /// Runs `meshwhy --collector <url> <args…>` and returns its stdout; a non-zero exit is an error

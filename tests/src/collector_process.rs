@@ -3,44 +3,17 @@
 //! read from its own log, killed when dropped.
 
 use crate::{envoy::Scratch, process::ChildGuard, wait};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
-/// The `meshwhy-collector` binary built by `cargo build -p meshwhy-collector --bins`:
-/// `MESHWHY_COLLECTOR_BIN` when set, else next to the running test executable (or its parent).
+/// The `meshwhy-collector` binary built by `cargo build -p meshwhy-collector --bins`
+/// (`MESHWHY_COLLECTOR_BIN` when set), see [`crate::paths::workspace_binary`].
 pub fn collector_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("MESHWHY_COLLECTOR_BIN") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!(
-                "MESHWHY_COLLECTOR_BIN points at {}, which is not a file",
-                path.display()
-            );
-        }
-        return Ok(path);
-    }
-    let exe = std::env::current_exe().context("locate the running executable")?;
-    let candidates: Vec<PathBuf> = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("meshwhy-collector"))
-        .collect();
-    candidates
-        .iter()
-        .find(|path| path.is_file())
-        .cloned()
-        .with_context(|| {
-            format!(
-                "meshwhy-collector was not found (looked at {:?}): run `cargo build -p \
-                 meshwhy-collector --bins` first (or set MESHWHY_COLLECTOR_BIN)",
-                candidates
-            )
-        })
+    crate::paths::workspace_binary("meshwhy-collector", "MESHWHY_COLLECTOR_BIN")
 }
 
 /// A running collector process.

@@ -44,3 +44,39 @@ pub fn filter_wasm() -> Result<PathBuf> {
     path.canonicalize()
         .with_context(|| format!("resolve {}", path.display()))
 }
+
+/// A binary of the workspace built by `cargo build -p meshwhy-collector --bins`: the path in the
+/// environment variable `env` when set, else `name` next to the running executable (test
+/// binaries live in `target/<profile>/deps`, so its parent is looked at too). Missing is an
+/// error with the fix, never a silent build.
+pub fn workspace_binary(name: &str, env: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("{env} points at {}, which is not a file", path.display());
+        }
+        return Ok(path);
+    }
+    let exe = std::env::current_exe().context("locate the running executable")?;
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "{name} was not found (looked at {}): run `cargo build -p meshwhy-collector \
+                 --bins` first (or set {env})",
+                candidates
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
