@@ -275,6 +275,9 @@ fn spawn_collector(load: &IngestLoad, addr: SocketAddr) -> Result<ChildGuard> {
         // Any free port: the default would clash with another collector on this machine.
         .args(["--metrics-addr", "127.0.0.1:0"])
         .args(["--max-records", &load.max_records.to_string()])
+        // The ingest budget row is the in-memory store's (the durable one has its own figures,
+        // `sqlite_at_scale`); the binary's default is the durable store.
+        .args(["--store", "memory"])
         .env("MESHWHY_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

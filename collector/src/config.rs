@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_BATCH_RECORDS: usize = 10_000;
 /// tonic's 4 MiB default.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Default `--store` of the `meshwhy-collector` binary: durable, so history survives restarts.
+/// ([`StoreConfig::default`] stays in memory: what embedding code and tests start.)
+pub const DEFAULT_STORE: &str = "sqlite";
 /// Default `--data-dir`, relative to the working directory: where the durable store keeps its file.
 pub const DEFAULT_DATA_DIR: &str = "meshwhy-data";
 /// Default `--retention`: records and counts older than this are deleted from the durable store.
@@ -356,7 +359,9 @@ mod tests {
     #[test]
     fn store_defaults_match_the_flag_defaults() {
         let store = StoreConfig::default();
+        // The library's default stays in memory; the binary's flag default is durable.
         assert_eq!(store.kind, StoreKind::Memory);
+        assert_eq!(parse_store(DEFAULT_STORE), Ok(StoreKind::Sqlite));
         assert_eq!(
             parse_duration(RETENTION, DEFAULT_RETENTION),
             Ok(store.retention_nanos)

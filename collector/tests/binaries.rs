@@ -20,6 +20,9 @@ const REQUEST_ID: &str = "5f1c2d3e-aaaa-bbbb-cccc-0123456789ab";
 /// A command with none of the caller's meshwhy settings leaking in.
 fn command(program: &str) -> Command {
     let mut command = Command::new(program);
+    // These tests are about flags, ports and signals; the durable store (the binary's default,
+    // which writes under the working directory) has its own process tests in tests/store.rs.
+    command.env("MESHWHY_STORE", "memory");
     for var in [
         "MESHWHY_COLLECTOR",
         "MESHWHY_GRPC_ADDR",

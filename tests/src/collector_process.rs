@@ -42,6 +42,10 @@ impl CollectorProcess {
                 "--metrics-addr",
                 "127.0.0.1:0",
             ])
+            // The durable default, as deployed, in the scratch directory.
+            .arg("--data-dir")
+            .arg(scratch.path.join("data"))
+            .env_remove("MESHWHY_STORE")
             .env_remove("MESHWHY_FILTER_WASM")
             .env("MESHWHY_LOG", "info")
             .env("NO_COLOR", "1")

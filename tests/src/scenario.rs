@@ -231,6 +231,9 @@ pub struct LabOptions {
     /// file logger per Istio format era, see [`crate::eras::access_loggers`]); `{ACCESS_LOG}` in
     /// them is the main access log's path. Empty for none.
     pub extra_access_logs: String,
+    /// The collector's configuration (its store: in memory unless a test or the demo says
+    /// otherwise).
+    pub collector: meshwhy_collector::CollectorConfig,
 }
 
 impl Default for LabOptions {
@@ -239,6 +242,7 @@ impl Default for LabOptions {
             filter_config: DEFAULT_FILTER_CONFIG.to_owned(),
             collector_running: true,
             extra_access_logs: String::new(),
+            collector: meshwhy_collector::CollectorConfig::default(),
         }
     }
 }
@@ -265,7 +269,7 @@ impl Lab {
     pub async fn start(options: LabOptions) -> Result<Self> {
         let (collector, collector_port, collector_addr) = if options.collector_running {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let handle = meshwhy_collector::spawn(listener, Default::default())
+            let handle = meshwhy_collector::spawn(listener, options.collector.clone())
                 .await
                 .context("start the collector")?;
             let addr = handle.addr;

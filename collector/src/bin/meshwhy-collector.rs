@@ -38,13 +38,13 @@ struct Args {
     #[arg(long, env = "MESHWHY_QUEUE_CAPACITY", value_name = "N", default_value_t = config::DEFAULT_QUEUE_CAPACITY.to_string())]
     queue_capacity: String,
 
-    /// Where records are kept: memory (a restart forgets them) or sqlite (one file under
-    /// --data-dir; history survives restarts).
+    /// Where records are kept: sqlite (one file under --data-dir; history survives restarts) or
+    /// memory (a restart forgets them).
     #[arg(
         long,
         env = "MESHWHY_STORE",
-        value_name = "memory|sqlite",
-        default_value = "memory"
+        value_name = "sqlite|memory",
+        default_value = config::DEFAULT_STORE
     )]
     store: String,
 

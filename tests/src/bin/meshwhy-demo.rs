@@ -4,11 +4,17 @@
 //! `meshwhy explain --input-file` makes of the same requests in Envoy's own access log, written in
 //! an old Istio format (1.3–1.7: no code details, no attempts). Part 2, the mesh lab: Istio-shaped
 //! sidecars (one Envoy per pod, mTLS between them) reproduce the classic Istio failures, one
-//! namespace each, then `meshwhy explain` explains the mesh. Stops everything it started and
-//! exits 0.
+//! namespace each, then `meshwhy explain` explains the mesh; then the collector restarts on the
+//! same data directory and still answers: both parts run on the durable store (one SQLite file
+//! each, in a scratch directory). Stops everything it started and exits 0.
 
 use anyhow::{Context, Result, bail};
+use meshwhy_collector::{
+    CollectorConfig,
+    config::{StoreConfig, StoreKind},
+};
 use meshwhy_e2e::{
+    envoy::Scratch,
     eras,
     lab::scenarios::{self, Outcome},
     scenario::{CASES, Lab, LabOptions, query},
@@ -29,8 +35,11 @@ async fn main() -> Result<()> {
         .into_iter()
         .filter(|era| era.name == OLD_ERA)
         .collect();
+    // The collector's durable store (its default as a binary), in a directory removed at the end.
+    let data = Scratch::new("demo-data")?;
     let lab = Lab::start(LabOptions {
         extra_access_logs: eras::access_loggers(&old_era),
+        collector: durable(&data.path.join("pipeline")),
         ..LabOptions::default()
     })
     .await?;
@@ -101,10 +110,22 @@ async fn main() -> Result<()> {
     println!("Stopping Envoy, the upstream and the collector.");
     drop(lab);
 
-    mesh_lab(&cli).await?;
+    mesh_lab(&cli, &durable(&data.path.join("lab"))).await?;
     println!();
     println!("Done; everything the demo started is stopped.");
     Ok(())
+}
+
+/// A collector on the SQLite store in `dir`.
+fn durable(dir: &Path) -> CollectorConfig {
+    CollectorConfig {
+        store: StoreConfig {
+            kind: StoreKind::Sqlite,
+            data_dir: dir.to_path_buf(),
+            ..StoreConfig::default()
+        },
+        ..CollectorConfig::default()
+    }
 }
 
 /// The Istio format era Envoy's extra access log is written in.
@@ -153,9 +174,9 @@ fn cli_path() -> Result<PathBuf> {
 }
 
 /// Part 2: every lab scenario against one fresh collector, then `meshwhy explain`.
-async fn mesh_lab(cli: &Path) -> Result<()> {
+async fn mesh_lab(cli: &Path, config: &CollectorConfig) -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let collector = meshwhy_collector::spawn(listener, Default::default())
+    let collector = meshwhy_collector::spawn(listener, config.clone())
         .await
         .context("start the mesh lab's collector")?;
     let url = format!("http://{}", collector.addr);
@@ -203,7 +224,40 @@ async fn mesh_lab(cli: &Path) -> Result<()> {
     if !status.success() {
         bail!("meshwhy {} failed: {status}", args[0]);
     }
-    drop(collector);
+    restarted(cli, collector, config).await
+}
+
+/// Stops the lab's collector and starts a new one on the same data directory: what it knew
+/// before, it still knows (a pod restart, an OOM kill or a node drain forgets nothing).
+async fn restarted(
+    cli: &Path,
+    collector: meshwhy_collector::CollectorHandle,
+    config: &CollectorConfig,
+) -> Result<()> {
+    collector
+        .shutdown()
+        .await
+        .context("stop the lab's collector")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let collector = meshwhy_collector::spawn(listener, config.clone())
+        .await
+        .context("restart the collector on the same data directory")?;
+    let url = collector.url();
+    println!();
+    println!(
+        "The collector restarted on the same data directory ({}): history survives.",
+        config.store.data_dir.join("meshwhy.db").display()
+    );
+    let args = ["top", "--since", "0s", "--limit", "5", "--collector", &url];
+    println!("$ meshwhy {}", args.join(" "));
+    let status = Command::new(cli).args(args).status()?;
+    if !status.success() {
+        bail!("meshwhy top after the restart failed: {status}");
+    }
+    collector
+        .shutdown()
+        .await
+        .context("stop the restarted collector")?;
     Ok(())
 }
 
