@@ -57,6 +57,9 @@ fn command() -> Command {
             "--metrics-addr",
             "127.0.0.1:0",
         ])
+        // About serving the module; the durable store (the default, written under the working
+        // directory) has its own process tests in tests/store.rs.
+        .env("MESHWHY_STORE", "memory")
         .env("MESHWHY_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
