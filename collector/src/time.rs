@@ -93,8 +93,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The shape Envoy always prints, `2024-02-29T23:59:59.123Z`, read by position: every access-log
+/// line has one, and the general parser below splits it five times over.
+fn parse_canonical(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        b.get(range)?.iter().try_fold(0i64, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + i64::from(digit - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hours, minutes, seconds) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let millis = number(20..23)?;
+    civil_nanos(
+        year,
+        month,
+        day,
+        hours,
+        minutes,
+        seconds,
+        millis * 1_000_000,
+    )
+}
+
 /// `2024-02-29T23:59:59.123Z` (Envoy's `%START_TIME%`, UTC) → ns since the Unix epoch.
 pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    if let Some(nanos) = parse_canonical(text) {
+        return Some(nanos);
+    }
     let text = text.trim().trim_end_matches('Z');
     let (date, time) = text.split_once('T')?;
     let mut date = date.split('-');
@@ -112,7 +146,20 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
         (value * 10 + i64::from(digit - b'0'), count + 1)
     });
     let nanos = value * 10_i64.pow(9 - count);
-    // Bounds keep the arithmetic below far from overflow on garbage input.
+    civil_nanos(year, month, day, hours, minutes, seconds, nanos)
+}
+
+/// A UTC civil time → ns since the Unix epoch; `None` out of range (bounds keep the arithmetic
+/// far from overflow on garbage input).
+fn civil_nanos(
+    year: i64,
+    month: i64,
+    day: i64,
+    hours: i64,
+    minutes: i64,
+    seconds: i64,
+    nanos: i64,
+) -> Option<u64> {
     let valid = (1970..=9999).contains(&year)
         && (1..=12).contains(&month)
         && (1..=31).contains(&day)
@@ -213,5 +260,16 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("99999999999999-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("2024-01-01T99:00:00Z"), None);
+        // Envoy's own shape (read by position) agrees with the general reading.
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123Z"),
+            parse_rfc3339("2023-11-14T22:13:20.123000Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123_000_000)
+        );
+        assert_eq!(parse_rfc3339("2023-13-14T22:13:20.123Z"), None);
+        assert_eq!(parse_rfc3339("2023-11-14T22:1x:20.123Z"), None);
     }
 }

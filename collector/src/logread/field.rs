@@ -115,6 +115,12 @@ impl Field {
     /// Whether `value` (as printed, `-` for none) can be a value of this field: how formats are
     /// told apart by structure. Loose where Envoy's output varies, strict where it never does.
     pub(crate) fn accepts(self, value: &str) -> bool {
+        self.accepts_cut(value, true)
+    }
+
+    /// As [`Field::accepts`] for a value cut at a space by its format (`may_have_spaces`
+    /// false): it cannot hold one, so only its other properties are checked.
+    pub(crate) fn accepts_cut(self, value: &str, may_have_spaces: bool) -> bool {
         if value == "-" {
             return true;
         }
@@ -139,7 +145,8 @@ impl Field {
             | Field::SourceAddress
             | Field::Address
             | Field::UpstreamHost => {
-                !value.is_empty() && !value.bytes().any(|b| b.is_ascii_whitespace())
+                !value.is_empty()
+                    && !(may_have_spaces && value.bytes().any(|b| b.is_ascii_whitespace()))
             }
             _ => true,
         }

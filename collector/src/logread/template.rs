@@ -191,7 +191,9 @@ impl Template {
                         Some(Piece::Literal(next)) => match find(rest, next) {
                             Some(end) => {
                                 let value = &rest[..end];
-                                if !field.accepts(value) {
+                                // Cut at the first space, it holds none (Envoy prints no tabs).
+                                let spaced = !next.starts_with(' ');
+                                if !field.accepts_cut(value, spaced) {
                                     return None;
                                 }
                                 values.push((*field, value));
