@@ -145,8 +145,8 @@ impl Field {
             | Field::SourceAddress
             | Field::Address
             | Field::UpstreamHost => {
-                !value.is_empty()
-                    && !(may_have_spaces && value.bytes().any(|b| b.is_ascii_whitespace()))
+                let spaces = may_have_spaces && value.bytes().any(|b| b.is_ascii_whitespace());
+                !value.is_empty() && !spaces
             }
             _ => true,
         }
