@@ -203,7 +203,7 @@ impl LogReader {
             for start in starts(template, text, time_at).into_iter().flatten() {
                 if let Some(matched) = template.match_line(&text[start..], &mut values) {
                     whole |= matched.fit != Fit::Cut;
-                    consider(&mut best, era, matched, &values, start);
+                    consider(&mut best, era, matched, &mut values, start);
                 }
             }
             // A line whose head was cut off starts at its request line.
@@ -211,7 +211,7 @@ impl LogReader {
                 && let Some(at) = *request_at.get_or_insert_with(|| request_line_start(text))
                 && let Some(matched) = template.match_request_line(&text[at..], &mut values)
             {
-                consider(&mut best, era, matched, &values, at);
+                consider(&mut best, era, matched, &mut values, at);
             }
             // The user's format first, then the built-ins by falling field count: a whole match
             // cannot be beaten by what follows.
@@ -291,7 +291,7 @@ fn consider<'a>(
     best: &mut Option<Best<'a>>,
     era: Option<eras::Era>,
     matched: template::Matched<'a>,
-    values: &[(Field, &'a str)],
+    values: &mut Vec<(Field, &'a str)>,
     start: usize,
 ) {
     if matched.fit == Fit::Cut && !values.iter().any(|(field, _)| *field == Field::Code) {
@@ -311,9 +311,8 @@ fn consider<'a>(
             }
         }
         Some(best) => {
-            // Reuse the buffer: most lines have one match, some a cut one and then a whole one.
-            best.values.clear();
-            best.values.extend_from_slice(values);
+            // Trade buffers: the loser's is reused for the next attempt, nothing is copied.
+            std::mem::swap(&mut best.values, values);
             best.era = era;
             best.fit = matched.fit;
             best.rest = matched.rest;
@@ -324,7 +323,8 @@ fn consider<'a>(
             *best = Some(Best {
                 era,
                 fit: matched.fit,
-                values: values.to_vec(),
+                // Taken, not copied: most lines are matched once.
+                values: std::mem::take(values),
                 rest: matched.rest,
                 start,
                 tied_with_modern: false,

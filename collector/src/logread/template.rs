@@ -197,8 +197,9 @@ impl Template {
                                     return None;
                                 }
                                 values.push((*field, value));
-                                pos += end;
-                                i += 1;
+                                // The literal was found right there: step over it too.
+                                pos += end + next.len();
+                                i += 2;
                             }
                             None => {
                                 // The line ends inside this value (or inside the literal after it).
