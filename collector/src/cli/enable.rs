@@ -319,7 +319,6 @@ pub(crate) fn run_disable(args: DisableArgs) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
 
     use clap::{CommandFactory, Parser};
 
@@ -425,25 +424,7 @@ mod tests {
         assert!(disable.ends_with("  namespace: shop\n"));
     }
 
-    fn assert_snapshot(name: &str, actual: &str) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/snapshots")
-            .join(name);
-        if std::env::var_os("MESHWHY_UPDATE_SNAPSHOTS").is_some() {
-            std::fs::write(&path, actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-            panic!(
-                "missing snapshot {}; run with MESHWHY_UPDATE_SNAPSHOTS=1",
-                path.display()
-            )
-        });
-        assert!(
-            actual == expected,
-            "snapshot {name} differs (MESHWHY_UPDATE_SNAPSHOTS=1 accepts a deliberate change)\n--- expected\n{expected}\n--- actual\n{actual}"
-        );
-    }
+    use crate::cli::explain::tests::assert_snapshot;
 
     #[test]
     fn help_texts() {

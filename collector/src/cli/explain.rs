@@ -734,4 +734,4 @@ impl From<&pb::Finding> for JsonFinding {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -20,7 +20,9 @@ fn snapshot_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn assert_snapshot(name: &str, actual: &str) {
+/// Compares `actual` with the snapshot file `name` (rewritten with `MESHWHY_UPDATE_SNAPSHOTS=1`);
+/// the CLI's other commands' tests use it too.
+pub(crate) fn assert_snapshot(name: &str, actual: &str) {
     let path = snapshot_path(name);
     if std::env::var_os("MESHWHY_UPDATE_SNAPSHOTS").is_some() {
         if let Some(dir) = path.parent() {
